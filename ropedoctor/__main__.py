@@ -1,0 +1,3 @@
+from ropedoctor.cli import main
+
+main()

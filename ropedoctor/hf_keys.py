@@ -1,0 +1,137 @@
+"""Every Hugging Face ``config.json`` key that ropedoctor reads, defined once.
+
+The per-method key sets mirror transformers 5.23
+(``RotaryEmbeddingConfigMixin._validate_*_rope_parameters``): a required key that is
+missing makes transformers raise ``KeyError``; a key in neither set makes it warn
+"Unrecognized keys".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# --- the generic RoPE keys (transformers 4.43+ and 5.x) ---------------------------------
+ROPE_THETA = "rope_theta"
+ROPE_SCALING = "rope_scaling"  # v4 block; null when unscaled
+ROPE_PARAMETERS = "rope_parameters"  # v5 block, theta inside
+ROPE_TYPE = "rope_type"
+LEGACY_TYPE = "type"  # pre-4.43 name of rope_type
+FACTOR = "factor"
+ORIGINAL_MAX_POSITIONS = "original_max_position_embeddings"
+MAX_POSITIONS = "max_position_embeddings"
+PARTIAL_ROTARY_FACTOR = "partial_rotary_factor"
+ATTENTION_FACTOR = "attention_factor"
+BETA_FAST = "beta_fast"
+BETA_SLOW = "beta_slow"
+MSCALE = "mscale"
+MSCALE_ALL_DIM = "mscale_all_dim"
+TRUNCATE = "truncate"
+LOW_FREQ_FACTOR = "low_freq_factor"
+HIGH_FREQ_FACTOR = "high_freq_factor"
+SHORT_FACTOR = "short_factor"
+LONG_FACTOR = "long_factor"
+MROPE_SECTION = "mrope_section"
+MROPE_INTERLEAVED = "mrope_interleaved"
+
+# --- model shape --------------------------------------------------------------------------
+MODEL_TYPE = "model_type"
+TEXT_CONFIG = "text_config"
+HEAD_DIM = "head_dim"
+HIDDEN_SIZE = "hidden_size"
+NUM_ATTENTION_HEADS = "num_attention_heads"
+LAYER_TYPES = "layer_types"
+IS_CAUSAL = "is_causal"
+POSITION_EMBEDDING_TYPE = "position_embedding_type"  # BERT family: absolute / alibi / rotary
+
+# --- per-layer-type labels of nested v5 rope_parameters (Gemma-3, ModernBERT) -------------
+FULL_ATTENTION = "full_attention"
+SLIDING_ATTENTION = "sliding_attention"
+
+# --- model-specific names ----------------------------------------------------------------
+ROTARY_PCT = "rotary_pct"  # GPT-NeoX
+ROTARY_EMB_BASE = "rotary_emb_base"  # GPT-NeoX, Qwen v1, NomicBert
+ROTARY_EMB_FRACTION = "rotary_emb_fraction"  # NomicBert
+ROTARY_SCALING_FACTOR = "rotary_scaling_factor"  # NomicBert (dynamic NTK)
+MAX_TRAINED_POSITIONS = "max_trained_positions"  # NomicBert
+N_POSITIONS = "n_positions"  # GPT-2 names (GPT-2, NomicBert)
+N_EMBD = "n_embd"
+N_HEAD = "n_head"
+SEQ_LENGTH = "seq_length"  # Qwen v1, ChatGLM
+KV_CHANNELS = "kv_channels"  # Qwen v1, ChatGLM: head size
+ROPE_RATIO = "rope_ratio"  # ChatGLM: theta = 10000 * rope_ratio
+USE_DYNAMIC_NTK = "use_dynamic_ntk"  # Qwen v1
+USE_LOGN_ATTN = "use_logn_attn"  # Qwen v1
+ROPE_LOCAL_BASE_FREQ = "rope_local_base_freq"  # Gemma-3 sliding layers
+GLOBAL_ROPE_THETA = "global_rope_theta"  # ModernBERT
+LOCAL_ROPE_THETA = "local_rope_theta"  # ModernBERT
+QK_ROPE_HEAD_DIM = "qk_rope_head_dim"  # DeepSeek-V2/V3, MiniCPM3 (MLA)
+ALIBI = "alibi"  # Falcon
+MODEL_MAX_LENGTH = "model_max_length"  # Baichuan
+
+# Every key that can carry a scaling factor or length; used to tell RoPE configs apart.
+ROPE_EVIDENCE_KEYS = frozenset(
+    {ROPE_THETA, ROPE_SCALING, ROPE_PARAMETERS, PARTIAL_ROTARY_FACTOR, ROTARY_PCT, ROTARY_EMB_BASE,
+     ROTARY_EMB_FRACTION, ROPE_RATIO, ROPE_LOCAL_BASE_FREQ, GLOBAL_ROPE_THETA, QK_ROPE_HEAD_DIM}
+)
+
+
+@dataclass(frozen=True)
+class MethodKeys:
+    """The keys transformers 5.23 accepts inside a scaling block of one rope_type."""
+
+    required: frozenset[str]
+    optional: frozenset[str]
+
+
+def _keys(*names: str) -> frozenset[str]:
+    return frozenset(names)
+
+
+# rope_type -> keys. Keys that transformers itself fills during standardisation
+# (rope_theta, original_max_position_embeddings) are listed as it lists them.
+METHOD_KEYS: dict[str, MethodKeys] = {
+    "default": MethodKeys(_keys(ROPE_TYPE), _keys(ROPE_THETA)),
+    "linear": MethodKeys(_keys(ROPE_TYPE, FACTOR), _keys(ROPE_THETA)),
+    "dynamic": MethodKeys(_keys(ROPE_TYPE, FACTOR), _keys(ROPE_THETA)),
+    "yarn": MethodKeys(
+        _keys(ROPE_TYPE, FACTOR, ORIGINAL_MAX_POSITIONS),
+        _keys(ROPE_THETA, ATTENTION_FACTOR, BETA_FAST, BETA_SLOW, MSCALE, MSCALE_ALL_DIM, TRUNCATE),
+    ),
+    "longrope": MethodKeys(
+        _keys(ROPE_TYPE, SHORT_FACTOR, LONG_FACTOR, ORIGINAL_MAX_POSITIONS),
+        _keys(ROPE_THETA, ATTENTION_FACTOR, FACTOR),
+    ),
+    "llama3": MethodKeys(
+        _keys(ROPE_TYPE, FACTOR, ORIGINAL_MAX_POSITIONS, LOW_FREQ_FACTOR, HIGH_FREQ_FACTOR, ROPE_THETA),
+        frozenset(),
+    ),
+    "proportional": MethodKeys(_keys(ROPE_TYPE, ROPE_THETA), frozenset()),
+}
+ALWAYS_OPTIONAL = _keys(PARTIAL_ROTARY_FACTOR)
+
+# Methods whose block carries the pre-scaling length; transformers fills it from
+# max_position_embeddings when absent.
+METHODS_WITH_ORIGINAL = ("llama3", "yarn", "longrope")
+
+# Legacy names that transformers maps onto a real method for some families.
+LEGACY_METHOD_ALIASES: dict[str, dict[str, str]] = {
+    "phi3": {"su": "longrope", "yarn": "longrope"},
+    "qwen2_vl": {"mrope": "default"},
+    "qwen2_5_vl": {"mrope": "default"},
+}
+
+# Keys some families keep in the block that transformers excludes from validation
+# (``ignore_keys_at_rope_validation``).
+VALIDATION_IGNORED_KEYS: dict[str, frozenset[str]] = {
+    "qwen2_vl": _keys(MROPE_SECTION),
+    "qwen2_5_vl": _keys(MROPE_SECTION),
+    "qwen3_vl": _keys(MROPE_SECTION, MROPE_INTERLEAVED),
+    "qwen3_vl_moe": _keys(MROPE_SECTION, MROPE_INTERLEAVED),
+}
+
+# Values inside a block that must be numbers (lists of numbers for the longrope factors).
+NUMERIC_BLOCK_KEYS = (
+    FACTOR, ROPE_THETA, ORIGINAL_MAX_POSITIONS, ATTENTION_FACTOR, BETA_FAST, BETA_SLOW, MSCALE, MSCALE_ALL_DIM,
+    LOW_FREQ_FACTOR, HIGH_FREQ_FACTOR, PARTIAL_ROTARY_FACTOR,
+)
+NUMERIC_LIST_KEYS = (SHORT_FACTOR, LONG_FACTOR)

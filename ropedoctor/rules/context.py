@@ -1,0 +1,119 @@
+"""RD3xx: whether the length asked for with ``--ctx`` can be served, and how."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from ropedoctor import hf_keys as K
+from ropedoctor import rope_math
+from ropedoctor.rules.registry import Hit, Target, rule
+from ropedoctor.spec import RopeSpec
+
+
+@rule("RD301", "ctx-beyond-scaling", "error")
+def ctx_beyond_scaling(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    With `--ctx N`, checks that N is within what the file's RoPE settings support: the
+    trained length without scaling, factor x original with linear, dynamic or YaRN, the
+    declared length with llama3 or longrope.
+
+    ## Why it matters
+    Beyond that length the model sees rotation angles it never saw in training; outputs
+    degrade sharply (perplexity explodes, retrieval fails) even though runtimes may accept
+    the input.
+
+    ## Example
+    Yi-34B-Chat (`rope_theta` 5e6, `max_position_embeddings` 4096, no scaling) at 16384:
+    ```console
+    $ ropedoctor check Yi-34B-Chat --ctx 16384
+    ```
+
+    ## Fix
+    Scale it: `ropedoctor fix --ctx N` (YaRN with the smallest factor that covers N),
+    `--type linear --factor F` (Position Interpolation) or `--type ntk` (a larger static base).
+    """
+    served = spec.served_context()
+    if target.ctx is None or not spec.has_rope or served is None or target.ctx <= served:
+        return
+    original = spec.original_context or spec.context or served
+    needed = rope_math.smallest_factor(target.ctx, original)
+    options = [f"YaRN x{needed:g} (`ropedoctor fix --ctx {target.ctx}`)",
+               f"linear x{needed:g} (`--type linear --factor {needed:g}`)"]
+    if spec.theta and spec.rotary_dim and spec.rotary_dim > 2:
+        base = rope_math.ntk_scaled_base(spec.theta, target.ctx / original, spec.rotary_dim)
+        options.append(f"a static NTK base rope_theta {base:.4g} (`--type ntk`)")
+    scaling = "no scaling" if spec.method == "default" else f"{spec.method} x{spec.factor:g}" if spec.factor else spec.method
+    yield Hit(f"--ctx {target.ctx} is beyond the {served} tokens this file supports ({scaling}, trained at "
+              f"{original}); scale it with " + ", or ".join(options), spec.where("context", K.MAX_POSITIONS))
+
+
+@rule("RD302", "ctx-beyond-position-table", "error")
+def ctx_beyond_position_table(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    With `--ctx N`, checks that a model with learned absolute positions has N positions.
+
+    ## Why it matters
+    Its position table has one learned vector per position; there is nothing to look up past
+    the end. Runtimes refuse the input or index out of range. RoPE flags cannot help.
+
+    ## Example
+    ```console
+    $ ropedoctor check bert-base-uncased --ctx 8192
+    ```
+
+    ## Fix
+    Truncate or chunk inputs to the table size, or use a RoPE or ALiBi model trained for the length.
+    """
+    if target.ctx is not None and spec.positions == "absolute" and spec.position_table is not None:
+        if target.ctx > spec.position_table:
+            yield Hit(f"--ctx {target.ctx} is beyond the {spec.position_table} learned positions; RoPE scaling "
+                      f"cannot extend an absolute position table", spec.where("context", K.MAX_POSITIONS))
+
+
+@rule("RD303", "ctx-beyond-alibi-length", "warning")
+def ctx_beyond_alibi_length(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    With `--ctx N`, reports an ALiBi model asked for more than its declared length.
+
+    ## Why it matters
+    ALiBi has no table and extrapolates somewhat, but runtimes cap inputs at the declared
+    length and quality beyond the trained length is not guaranteed. RoPE flags do nothing.
+
+    ## Example
+    ```console
+    $ ropedoctor check mpt-7b --ctx 8192
+    ```
+
+    ## Fix
+    Raise the declared length (`max_seq_len` for MPT) and validate quality with `ropedoctor smoke`.
+    """
+    if target.ctx is not None and spec.positions == "alibi" and spec.context and target.ctx > spec.context:
+        yield Hit(f"--ctx {target.ctx} is beyond the declared {spec.context}; ALiBi runtimes cap there",
+                  spec.where("context", K.MAX_POSITIONS))
+
+
+@rule("RD304", "ctx-embedding-batch", "info")
+def ctx_embedding_batch(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    With `--ctx N` on a non-causal (embedding or encoder) model, reminds that the whole input
+    must fit one micro-batch.
+
+    ## Why it matters
+    llama.cpp evaluates a non-causal input in one ubatch: llama-server and llama-embedding
+    refuse or truncate inputs longer than `-ub` (default 512), whatever `-c` says.
+
+    ## Example
+    ```console
+    $ ropedoctor check nomic-embed-text-v1.5 --ctx 8192
+    ```
+
+    ## Fix
+    Pass `-b N -ub N` as well as `-c N`; `ropedoctor flags --ctx N` prints them.
+    """
+    if target.ctx is not None and not spec.causal and spec.positions != "absolute":
+        yield Hit(f"non-causal model: llama.cpp needs -b and -ub of at least {target.ctx} "
+                  f"(see `ropedoctor flags --ctx {target.ctx}`)", spec.where("context", K.MAX_POSITIONS))

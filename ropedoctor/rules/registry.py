@@ -1,0 +1,105 @@
+"""The rule registry: one small unit per rule, with a stable code, a name, a severity and a doc.
+
+A rule is a generator function decorated with ``@rule(code, name, severity)``. Its docstring
+is the rule's page, in four parts (ruff's layout): ``What it does``, ``Why it matters``,
+``Example`` and ``Fix``, each introduced by a ``## `` heading. It yields ``Hit``s; the
+engine turns them into Findings with the rule's code, name and severity.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel
+
+from ropedoctor.spec import RopeSpec
+
+Severity = Literal["error", "warning", "info"]
+SEVERITIES: tuple[Severity, ...] = ("error", "warning", "info")
+DOC_SECTIONS = ("What it does", "Why it matters", "Example", "Fix")
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the user asked for beyond the file itself."""
+
+    ctx: int | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One problem a rule found: the message quotes the values, the location is the key path."""
+
+    message: str
+    location: str
+    severity: Severity | None = None  # a rule may raise or lower its own severity for one case
+
+
+class Finding(BaseModel):
+    code: str
+    name: str
+    severity: Severity
+    message: str
+    location: str
+
+
+Check = Callable[[RopeSpec, Target], Iterator[Hit]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    code: str
+    name: str
+    severity: Severity
+    check: Check
+    doc: dict[str, str]
+
+    @property
+    def summary(self) -> str:
+        """The first sentence of "What it does"."""
+        return self.doc["What it does"].split(". ")[0].rstrip(".") + "."
+
+
+RULES: dict[str, Rule] = {}
+
+
+def parse_doc(text: str, code: str) -> dict[str, str]:
+    """The four ``## `` sections of a rule's docstring."""
+    sections: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in inspect.cleandoc(text).splitlines():
+        if line.startswith("## "):
+            current = sections.setdefault(line[3:].strip(), [])
+        elif current is not None:
+            current.append(line)
+    missing = [name for name in DOC_SECTIONS if name not in sections]
+    if missing:
+        raise ValueError(f"rule {code}: doc lacks sections {missing}")
+    return {name: "\n".join(sections[name]).strip() for name in DOC_SECTIONS}
+
+
+def rule(code: str, name: str, severity: Severity) -> Callable[[Check], Check]:
+    """Register a check function as a rule."""
+
+    def register(check: Check) -> Check:
+        if code in RULES:
+            raise ValueError(f"rule code {code} registered twice")
+        RULES[code] = Rule(code, name, severity, check, parse_doc(check.__doc__ or "", code))
+        return check
+
+    return register
+
+
+def run_rules(spec: RopeSpec, target: Target) -> list[Finding]:
+    """Every rule over one spec, errors first, then by code."""
+    findings = [
+        Finding(code=r.code, name=r.name, severity=hit.severity or r.severity, message=hit.message,
+                location=hit.location)
+        for r in RULES.values()
+        for hit in r.check(spec, target)
+    ]
+    findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.code, f.location))
+    return findings

@@ -1,0 +1,131 @@
+"""RopeSpec: the one format-free description of a model's positions that everything works on."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from ropedoctor.families import PositionKind
+
+SourceFormat = Literal["hf-config", "gguf"]
+
+# transformers' names, plus "none" for models without RoPE. A file may name anything else;
+# that string is kept as written so a rule can quote it.
+KNOWN_METHODS = ("default", "linear", "dynamic", "yarn", "llama3", "longrope", "proportional")
+
+
+class LayerRope(BaseModel):
+    """The RoPE of one layer type when layers differ (Gemma-3 and ModernBERT full vs sliding)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    method: str
+    theta: float | None
+    factor: float | None = None
+    location: str
+
+
+class HfLayout(BaseModel):
+    """How the config.json spelled its RoPE, for rules about the file's own schema.
+
+    ``block`` is the scaling dict transformers 5 validates, after its standardisation
+    (``rope_type`` and ``rope_theta`` filled in, the original length copied in for
+    yarn/llama3/longrope), one per layer type when nested.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    prefix: str = ""  # "text_config." for multimodal wrappers
+    text: dict[str, Any]  # the (text) config as read
+    blocks: dict[str, dict[str, Any]] = Field(default_factory=dict)  # location -> standardised block
+    raw_block: dict[str, Any] | None = None  # the effective block before standardisation
+    raw_block_key: str | None = None  # "rope_scaling" or "rope_parameters"
+
+    def path(self, *keys: str) -> str:
+        return self.prefix + ".".join(keys)
+
+
+class RopeSpec(BaseModel):
+    """What a model's file says about its positions, normalised to transformers 5's meaning."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    format: SourceFormat
+    model_type: str | None = None
+    positions: PositionKind = "rope"
+    method: str = "default"
+    theta: float | None = None
+    factor: float | None = None
+    original_context: int | None = None  # length the model was trained at, before scaling
+    context: int | None = None  # declared max positions (max_position_embeddings and aliases)
+    head_dim: int | None = None
+    rotary_dim: int | None = None
+    partial_rotary_factor: float = 1.0
+    attention_factor: float | None = None
+    beta_fast: float | None = None
+    beta_slow: float | None = None
+    mscale: float | None = None
+    mscale_all_dim: float | None = None
+    low_freq_factor: float | None = None
+    high_freq_factor: float | None = None
+    short_factor: list[float] | None = None
+    long_factor: list[float] | None = None
+    truncate: bool | None = None
+    layers: dict[str, LayerRope] = Field(default_factory=dict)
+    causal: bool = True
+    remote_code: bool = False
+    position_table: int | None = None  # usable learned positions (absolute models)
+    provenance: dict[str, str] = Field(default_factory=dict)  # field -> key path in the source
+    hf: HfLayout | None = None
+
+    def where(self, field: str, fallback: str = "") -> str:
+        """The key path a field came from, for a finding's location."""
+        return self.provenance.get(field, fallback)
+
+    @property
+    def has_rope(self) -> bool:
+        return self.positions == "rope"
+
+    def served_context(self) -> int | None:
+        """The longest input this file asks a runtime to serve with its current scaling.
+
+        default: the trained length. linear, dynamic and yarn: factor x the pre-scaling
+        length (what vLLM and SGLang derive). llama3 and longrope: the declared
+        (advertised) length, which is not factor x original for official Llama 3.x files.
+        Models without RoPE: their position table (absolute) or declared length (ALiBi).
+        """
+        if not self.has_rope:
+            return self.position_table if self.positions == "absolute" else self.context
+        base = self.original_context or self.context
+        if self.method == "default":
+            return base
+        if self.method in ("linear", "dynamic", "yarn"):
+            factor = self.factor if self.factor and self.factor >= 1 else 1.0
+            return int(base * factor) if base else None
+        return self.context
+
+    def looks_pre_extended(self) -> bool:
+        """Whether a linear/dynamic file's max_position_embeddings is already the scaled length."""
+        return (
+            self.method in ("linear", "dynamic")
+            and self.context is not None
+            and self.original_context is not None
+            and self.original_context < self.context
+        )
+
+
+def json_number(value: Any) -> float | None:
+    """A JSON value as a float when it is a real number (bools are not)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def json_int(value: Any) -> int | None:
+    """A JSON value as an int when it is an integral number."""
+    number = json_number(value)
+    if number is None or number != int(number):
+        return None
+    return int(number)
