@@ -91,7 +91,7 @@ FAMILIES: dict[str, Family] = {
     # --- partial rotation -------------------------------------------------------------
     "phi": Family(default_partial_rotary=0.5, default_context=2048),
     "stablelm": Family(default_partial_rotary=0.25),
-    "persimmon": Family(default_partial_rotary=0.5, default_theta=25_000.0),
+    "persimmon": Family(default_partial_rotary=0.5),
     "glm": Family(default_partial_rotary=0.5),
     "gpt_neox": Family(
         theta_keys=(K.ROTARY_EMB_BASE,), partial_rotary_keys=(K.ROTARY_PCT,), default_partial_rotary=0.25,

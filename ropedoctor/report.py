@@ -82,7 +82,12 @@ def render_check(results: list[CheckResult], console: Console) -> None:
             console.print(f"  [{style}]{f.severity:<7}[/{style}] {f.code} {f.name}: {escape(f.message)}"
                           f" [dim]({escape(f.location)})[/dim]")
     totals = {s: sum(r.count(s) for r in results) for s in SEVERITIES}
-    console.print(", ".join(f"{n} {s}{'s' if n != 1 else ''}" for s, n in totals.items()))
+    console.print(summary_line(totals))
+
+
+def summary_line(totals: dict[str, int]) -> str:
+    """ "1 error, 2 warnings, 0 info" (info is a mass noun)."""
+    return ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in totals.items())
 
 
 def render_rule(r: Rule, console: Console) -> None:

@@ -20,6 +20,8 @@ def resolve_config(path: str) -> Path:
             return candidate
         if not target.exists():
             raise InputError(str(target), "no such file or directory")
-    except OSError as exc:  # e.g. a path component we may not traverse
+    except PermissionError:  # a folder on the way we may not traverse
+        raise InputError(str(target), "permission denied") from None
+    except OSError as exc:
         raise InputError(str(target), exc.strerror or str(exc)) from None
     return target

@@ -177,7 +177,8 @@ class _Reader:
             if label is not None
         }
         if raw_block:
-            self.provenance["method"] = f"{main_location}.{K.ROPE_TYPE}"
+            named_by = K.ROPE_TYPE if K.ROPE_TYPE in raw_block or K.LEGACY_TYPE not in raw_block else K.LEGACY_TYPE
+            self.provenance["method"] = f"{main_location}.{named_by}"
         self.provenance.setdefault("method", main_location)
         for field, key in ((K.FACTOR, "factor"), (K.ORIGINAL_MAX_POSITIONS, "original_context")):
             if raw_block is not None and key not in self.provenance:
