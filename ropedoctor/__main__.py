@@ -1,3 +1,3 @@
-from ropedoctor.cli import main
+from ropedoctor.entry import main
 
 main()

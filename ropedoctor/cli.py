@@ -9,10 +9,9 @@ from enum import Enum
 from typing import Annotated, NoReturn
 
 import typer
-from rich.console import Console
-
 from ropedoctor import __version__
 from ropedoctor.errors import InputError
+from ropedoctor.terminal import emit
 
 app = typer.Typer(
     name="ropedoctor",
@@ -33,10 +32,6 @@ class RulesFormat(str, Enum):
     text = "text"
     json = "json"
     markdown = "markdown"
-
-
-def _stdout() -> Console:
-    return Console(highlight=False, soft_wrap=True)
 
 
 def _fail(error: InputError) -> NoReturn:
@@ -69,28 +64,9 @@ def check(
 
     Example: ropedoctor check models/qwen2.5-7b --ctx 131072 --format json
     """
-    from ropedoctor.check import CheckResult, check_path
-    from ropedoctor.rules import Target
+    from ropedoctor.commands import run_check
 
-    target = Target(ctx=ctx)
-    results: list[CheckResult] = []
-    unreadable = 0
-    for path in paths or ["."]:
-        try:
-            results.append(check_path(path, target))
-        except InputError as error:
-            print(error.line, file=sys.stderr)
-            unreadable += 1
-    from ropedoctor import report
-
-    if output is OutputFormat.json:
-        print(json.dumps(report.check_json(results), indent=2))
-    elif results:
-        report.render_check(results, _stdout())
-    if unreadable:
-        raise typer.Exit(2)
-    failing = ("error", "warning") if strict else ("error",)
-    raise typer.Exit(1 if any(r.count(s) for r in results for s in failing) else 0)
+    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict))
 
 
 @app.command("rules")
@@ -111,10 +87,7 @@ def list_rules(
         print(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity, "doc": r.doc} for r in rules],
                          indent=2))
     else:
-        console = _stdout()
-        for r in rules:
-            style = report.SEVERITY_STYLE[r.severity]
-            console.print(f"{r.code}  {r.name:<34} [{style}]{r.severity:<7}[/{style}] {r.summary}")
+        emit(report.rules_lines(rules))
 
 
 @app.command("rule")
@@ -130,18 +103,4 @@ def show_rule(code: Annotated[str, typer.Argument(help="A rule code (RD101) or n
     found = RULES.get(wanted.upper()) or next((r for r in RULES.values() if r.name == wanted.lower()), None)
     if found is None:
         _fail(InputError(code, f"no such rule; `ropedoctor rules` lists the {len(RULES)} rules"))
-    report.render_rule(found, _stdout())
-
-
-def main() -> None:
-    """Entry point: no traceback reaches the user, whatever happens."""
-    try:
-        app()
-    except KeyboardInterrupt:
-        print("ropedoctor: error: interrupted", file=sys.stderr)
-        sys.exit(130)
-    except Exception as exc:  # a bug: say so in one line (ROPEDOCTOR_DEBUG=1 shows the traceback)
-        if os.environ.get("ROPEDOCTOR_DEBUG"):
-            raise
-        print(f"ropedoctor: error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
-        sys.exit(2)
+    emit(report.rule_lines(found))

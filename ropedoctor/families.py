@@ -152,6 +152,4 @@ DEFAULT_FAMILY = Family()
 
 def family_of(model_type: str | None) -> Family:
     """The family row for a model_type; unknown types get the Llama convention."""
-    if model_type is None:
-        return DEFAULT_FAMILY
-    return FAMILIES.get(model_type, FAMILIES.get(model_type.replace("-", "_"), DEFAULT_FAMILY))
+    return K.for_model(FAMILIES, model_type, DEFAULT_FAMILY)  # type: ignore[no-any-return]

@@ -9,6 +9,7 @@ missing makes transformers raise ``KeyError``; a key in neither set makes it war
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # --- the generic RoPE keys (transformers 4.43+ and 5.x) ---------------------------------
 ROPE_THETA = "rope_theta"
@@ -116,18 +117,34 @@ METHODS_WITH_ORIGINAL = ("llama3", "yarn", "longrope")
 # Legacy names that transformers maps onto a real method for some families.
 LEGACY_METHOD_ALIASES: dict[str, dict[str, str]] = {
     "phi3": {"su": "longrope", "yarn": "longrope"},
-    "qwen2_vl": {"mrope": "default"},
-    "qwen2_5_vl": {"mrope": "default"},
+    "qwen2_vl_text": {"mrope": "default"},
+    "qwen2_5_vl_text": {"mrope": "default"},
 }
 
-# Keys some families keep in the block that transformers excludes from validation
-# (``ignore_keys_at_rope_validation``).
+# Keys some families keep in the block that transformers 5.23 excludes from validation
+# (the config classes' ``ignore_keys_at_rope_validation``; tests/test_families.py compares).
 VALIDATION_IGNORED_KEYS: dict[str, frozenset[str]] = {
-    "qwen2_vl": _keys(MROPE_SECTION),
-    "qwen2_5_vl": _keys(MROPE_SECTION),
-    "qwen3_vl": _keys(MROPE_SECTION, MROPE_INTERLEAVED),
-    "qwen3_vl_moe": _keys(MROPE_SECTION, MROPE_INTERLEAVED),
+    **{t: _keys(MROPE_SECTION) for t in (
+        "cosmos3_edge_text", "ernie4_5_vl_moe_text", "glm4v_moe_text", "glm4v_text", "glm_image_text",
+        "glm_ocr_text", "qwen2_5_omni_talker", "qwen2_5_omni_text", "qwen2_5_vl_text", "qwen2_vl_text")},
+    **{t: _keys(MROPE_SECTION, MROPE_INTERLEAVED) for t in (
+        "cohere_compass_text", "qwen3_5_moe_text", "qwen3_5_text", "qwen3_vl_moe_text", "qwen3_vl_text",
+        "qwen4_exp_text")},
+    "qwen3_omni_moe_text": _keys(MROPE_SECTION, MROPE_INTERLEAVED, "interleaved"),
+    "hunyuan_vl_text": _keys(MROPE_SECTION, BETA_FAST, BETA_SLOW, MSCALE, MSCALE_ALL_DIM, "alpha"),
+    "ministral3": _keys("llama_4_scaling_beta", MAX_POSITIONS),
 }
+
+
+def for_model(table: dict[str, Any], model_type: str | None, default: Any) -> Any:
+    """A per-model-type entry; a 4.x wrapper type (qwen2_vl) finds its text type's (qwen2_vl_text)."""
+    if not model_type:
+        return default
+    for key in (model_type, model_type + "_text", model_type.removesuffix("_text")):
+        if key in table:
+            return table[key]
+    return default
+
 
 # Values inside a block that must be numbers (lists of numbers for the longrope factors).
 NUMERIC_BLOCK_KEYS = (

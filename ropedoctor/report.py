@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
-
-from rich.console import Console
-from rich.markup import escape
 
 from ropedoctor import __version__
 from ropedoctor.check import CheckResult
 from ropedoctor.rules.registry import SEVERITIES, Rule
 from ropedoctor.spec import RopeSpec
+from ropedoctor.terminal import Line
 
 SEVERITY_STYLE = {"error": "bold red", "warning": "yellow", "info": "cyan"}
 
@@ -24,7 +23,8 @@ def rope_json(spec: RopeSpec) -> dict[str, Any]:
         "positions": spec.positions, "causal": spec.causal,
     }
     if spec.layers:
-        out["layers"] = {name: layer.model_dump(exclude={"location"}) for name, layer in spec.layers.items()}
+        out["layers"] = {name: {"method": layer.method, "theta": layer.theta, "factor": layer.factor}
+                         for name, layer in spec.layers.items()}
     return out
 
 
@@ -32,7 +32,7 @@ def result_json(result: CheckResult) -> dict[str, Any]:
     spec = result.spec
     return {
         "source": spec.source, "format": spec.format, "model_type": spec.model_type, "rope": rope_json(spec),
-        "findings": [f.model_dump() for f in result.findings],
+        "findings": [asdict(f) for f in result.findings],
     }
 
 
@@ -69,20 +69,22 @@ def spec_summary(spec: RopeSpec) -> str:
     return line
 
 
-def render_check(results: list[CheckResult], console: Console) -> None:
+def check_lines(results: list[CheckResult]) -> list[Line]:
+    """The text report: per model a title, the RoPE summary and the findings; then the totals."""
+    lines: list[Line] = []
     for result in results:
         spec = result.spec
-        title = f"[bold]{escape(spec.source)}[/bold]" + (f" ({escape(spec.model_type)})" if spec.model_type else "")
-        console.print(title)
-        console.print("  " + escape(spec_summary(spec)).replace("\n", "\n  "))
+        lines.append([(spec.source, "bold"), (f" ({spec.model_type})" if spec.model_type else "", "")])
+        lines += [[("  " + text, "")] for text in spec_summary(spec).splitlines()]
         if not result.findings:
-            console.print("  [green]no findings[/green]")
+            lines.append([("  no findings", "green")])
         for f in result.findings:
             style = SEVERITY_STYLE[f.severity]
-            console.print(f"  [{style}]{f.severity:<7}[/{style}] {f.code} {f.name}: {escape(f.message)}"
-                          f" [dim]({escape(f.location)})[/dim]")
+            lines.append([("  ", ""), (f"{f.severity:<7}", style), (f" {f.code} {f.name}: {f.message} ", ""),
+                          (f"({f.location})", "dim")])
     totals = {s: sum(r.count(s) for r in results) for s in SEVERITIES}
-    console.print(summary_line(totals))
+    lines.append([(summary_line(totals), "")])
+    return lines
 
 
 def summary_line(totals: dict[str, int]) -> str:
@@ -90,12 +92,19 @@ def summary_line(totals: dict[str, int]) -> str:
     return ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in totals.items())
 
 
-def render_rule(r: Rule, console: Console) -> None:
-    style = SEVERITY_STYLE[r.severity]
-    console.print(f"[bold]{r.code} {r.name}[/bold] ([{style}]{r.severity}[/{style}])\n")
+def rules_lines(rules: list[Rule]) -> list[Line]:
+    return [[(f"{r.code}  {r.name:<34} ", ""), (f"{r.severity:<7}", SEVERITY_STYLE[r.severity]), (f" {r.summary}", "")]
+            for r in rules]
+
+
+def rule_lines(r: Rule) -> list[Line]:
+    lines: list[Line] = [[(f"{r.code} {r.name}", "bold"), (" (", ""), (r.severity, SEVERITY_STYLE[r.severity]),
+                          (")", "")], []]
     for section, body in r.doc.items():
-        console.print(f"[bold]{section}[/bold]")
-        console.print(escape(body) + "\n")
+        lines.append([(section, "bold")])
+        lines += [[(text, "")] for text in body.splitlines()]
+        lines.append([])
+    return lines
 
 
 def rules_markdown(rules: list[Rule]) -> str:

@@ -1,10 +1,15 @@
-"""RopeSpec: the one format-free description of a model's positions that everything works on."""
+"""RopeSpec: the one format-free description of a model's positions that everything works on.
+
+Frozen stdlib dataclasses rather than pydantic models: ``check`` must start within 1.3x of
+importing typer, pydantic and rich, and ``pydantic.main`` alone costs about a quarter of
+that budget (see bench/startup.py). The sources validate what they read themselves.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
 
 from ropedoctor.families import PositionKind
 
@@ -15,18 +20,18 @@ SourceFormat = Literal["hf-config", "gguf"]
 KNOWN_METHODS = ("default", "linear", "dynamic", "yarn", "llama3", "longrope", "proportional")
 
 
-class LayerRope(BaseModel):
+@dataclass(frozen=True)
+class LayerRope:
     """The RoPE of one layer type when layers differ (Gemma-3 and ModernBERT full vs sliding)."""
-
-    model_config = ConfigDict(frozen=True)
 
     method: str
     theta: float | None
-    factor: float | None = None
     location: str
+    factor: float | None = None
 
 
-class HfLayout(BaseModel):
+@dataclass(frozen=True)
+class HfLayout:
     """How the config.json spelled its RoPE, for rules about the file's own schema.
 
     ``block`` is the scaling dict transformers 5 validates, after its standardisation
@@ -34,22 +39,20 @@ class HfLayout(BaseModel):
     yarn/llama3/longrope), one per layer type when nested.
     """
 
-    model_config = ConfigDict(frozen=True)
-
-    prefix: str = ""  # "text_config." for multimodal wrappers
     text: dict[str, Any]  # the (text) config as read
-    blocks: dict[str, dict[str, Any]] = Field(default_factory=dict)  # location -> standardised block
+    prefix: str = ""  # "text_config." for multimodal wrappers
+    blocks: dict[str, dict[str, Any]] = field(default_factory=dict)  # location -> standardised block
     raw_block: dict[str, Any] | None = None  # the effective block before standardisation
     raw_block_key: str | None = None  # "rope_scaling" or "rope_parameters"
+    saved_by: str | None = None  # the file's transformers_version
 
     def path(self, *keys: str) -> str:
         return self.prefix + ".".join(keys)
 
 
-class RopeSpec(BaseModel):
+@dataclass(frozen=True)
+class RopeSpec:
     """What a model's file says about its positions, normalised to transformers 5's meaning."""
-
-    model_config = ConfigDict(frozen=True)
 
     source: str
     format: SourceFormat
@@ -73,16 +76,16 @@ class RopeSpec(BaseModel):
     short_factor: list[float] | None = None
     long_factor: list[float] | None = None
     truncate: bool | None = None
-    layers: dict[str, LayerRope] = Field(default_factory=dict)
+    layers: dict[str, LayerRope] = field(default_factory=dict)
     causal: bool = True
     remote_code: bool = False
     position_table: int | None = None  # usable learned positions (absolute models)
-    provenance: dict[str, str] = Field(default_factory=dict)  # field -> key path in the source
+    provenance: dict[str, str] = field(default_factory=dict)  # field -> key path in the source
     hf: HfLayout | None = None
 
-    def where(self, field: str, fallback: str = "") -> str:
+    def where(self, name: str, fallback: str = "") -> str:
         """The key path a field came from, for a finding's location."""
-        return self.provenance.get(field, fallback)
+        return self.provenance.get(name, fallback)
 
     @property
     def has_rope(self) -> bool:

@@ -30,3 +30,14 @@ def test_native_families_are_known_to_transformers() -> None:
     assert remote == {"internlm2", "baichuan", "minicpm", "chatglm", "qwen"}
     missing = sorted(t for t in FAMILIES if t not in CONFIG_MAPPING and t not in remote)
     assert missing == [], missing
+
+
+def test_validation_ignored_keys_match_transformers() -> None:
+    from ropedoctor.hf_keys import VALIDATION_IGNORED_KEYS
+
+    theirs = {}
+    for model_type in CONFIG_MAPPING:
+        keys = getattr(CONFIG_MAPPING[model_type], "ignore_keys_at_rope_validation", None)
+        if keys:
+            theirs[model_type] = frozenset(keys)
+    assert theirs == VALIDATION_IGNORED_KEYS

@@ -12,7 +12,7 @@ HEAVY = ("numpy", "gguf", "huggingface_hub", "torch", "transformers")
 
 PROBE = """
 import sys
-from ropedoctor.cli import main
+from ropedoctor.entry import main
 sys.argv = ["ropedoctor", "check", {path!r}, "--ctx", "65536", "--format", {fmt!r}]
 try:
     main()

@@ -7,7 +7,7 @@ from typing import Any
 
 from ropedoctor import hf_keys as K
 from ropedoctor import rope_math
-from ropedoctor.families import family_of
+from ropedoctor.families import DEFAULT_FAMILY, family_of
 from ropedoctor.rules.registry import Hit, Target, rule
 from ropedoctor.sources.json_file import type_name
 from ropedoctor.spec import RopeSpec, json_number
@@ -39,6 +39,8 @@ def legacy_type_conflict(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     """
     raw = _raw(spec)
     legacy, current = raw.get(K.LEGACY_TYPE), raw.get(K.ROPE_TYPE)
+    if K.for_model(K.LEGACY_METHOD_ALIASES, spec.model_type, {}).get(str(legacy)) == current:
+        return  # Qwen-VL's "mrope" beside "default", Phi-3's "su" beside "longrope": one method, two names
     if legacy is not None and current is not None and legacy != current and spec.hf:
         where = spec.hf.path(spec.hf.raw_block_key or K.ROPE_SCALING, K.LEGACY_TYPE)
         yield Hit(f"`type` is {legacy!r} but `rope_type` is {current!r}; transformers uses {current!r}, "
@@ -120,8 +122,11 @@ def v5_only_parameters(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     if not isinstance(parameters, dict) or not parameters or text.get(K.ROPE_SCALING):
         return
     family = family_of(spec.model_type)
+    if family is DEFAULT_FAMILY and (spec.hf.saved_by or "").startswith("5"):
+        return  # a family we do not know, saved by 5.x: most likely one 4.x cannot load at all (ministral3)
     lost = []
-    if spec.method not in ("default", "none"):
+    v4_block = dict(family.default_block)  # what 4.x falls back to (gpt-oss: its own yarn x32)
+    if spec.method != v4_block.get(K.ROPE_TYPE, "default") or spec.factor != v4_block.get(K.FACTOR, spec.factor):
         lost.append(f"the {spec.method} scaling")
     v4_theta = json_number(spec.hf.text.get(family.theta_keys[0])) or family.default_theta
     if spec.theta is not None and spec.theta != v4_theta:

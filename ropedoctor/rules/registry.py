@@ -13,8 +13,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import BaseModel
-
 from ropedoctor.spec import RopeSpec
 
 Severity = Literal["error", "warning", "info"]
@@ -38,7 +36,8 @@ class Hit:
     severity: Severity | None = None  # a rule may raise or lower its own severity for one case
 
 
-class Finding(BaseModel):
+@dataclass(frozen=True)
+class Finding:
     code: str
     name: str
     severity: Severity
@@ -96,8 +95,7 @@ def rule(code: str, name: str, severity: Severity) -> Callable[[Check], Check]:
 def run_rules(spec: RopeSpec, target: Target) -> list[Finding]:
     """Every rule over one spec, errors first, then by code."""
     findings = [
-        Finding(code=r.code, name=r.name, severity=hit.severity or r.severity, message=hit.message,
-                location=hit.location)
+        Finding(r.code, r.name, hit.severity or r.severity, hit.message, hit.location)
         for r in RULES.values()
         for hit in r.check(spec, target)
     ]

@@ -44,6 +44,7 @@ def spec_from_config(data: dict[str, Any], source: str) -> RopeSpec:
     _check_shape_types(text, prefix, source)
     family = family_of(model_type)
     reader = _Reader(text, prefix, family, source, model_type)
+    reader.saved_by = str(data.get("transformers_version", "")) or None
     positions = _position_kind(text, model_type, family)
     if positions != "rope":
         return reader.non_rope_spec(model_type, positions)
@@ -105,6 +106,7 @@ class _Reader:
         self.family = family
         self.source = source
         self.provenance: dict[str, str] = {}
+        self.saved_by: str | None = None
 
     # --- plain values -------------------------------------------------------------
     def first(self, field: str, keys: tuple[str, ...]) -> Any:
@@ -194,6 +196,8 @@ class _Reader:
             factor = context / original  # what transformers' init functions use when factor is absent
         if method not in K.METHODS_WITH_ORIGINAL:
             original = self.trained_length(method, context, factor)
+        elif original is None and family.top_level_original:  # Phi-3 'su': transformers fails, the length stands
+            original = json_int(text.get(K.ORIGINAL_MAX_POSITIONS))
         if family is family_of("qwen") and text.get(K.USE_DYNAMIC_NTK) is True:
             method, factor = "dynamic", None  # Qwen v1: NTK alpha recomputed from each input's length
             self.provenance["method"] = self.prefix + K.USE_DYNAMIC_NTK
@@ -215,7 +219,8 @@ class _Reader:
             short_factor=_number_list(block.get(K.SHORT_FACTOR)), long_factor=_number_list(block.get(K.LONG_FACTOR)),
             truncate=block.get(K.TRUNCATE) if isinstance(block.get(K.TRUNCATE), bool) else None,
             layers=layers, causal=self.causal(), remote_code=family.remote_code, provenance=self.provenance,
-            hf=HfLayout(prefix=self.prefix, text=text, blocks=blocks, raw_block=raw_block, raw_block_key=raw_key),
+            hf=HfLayout(prefix=self.prefix, text=text, blocks=blocks, raw_block=raw_block, raw_block_key=raw_key,
+                      saved_by=self.saved_by),
         )
 
     def trained_length(self, method: str, context: int | None, factor: float | None) -> int | None:
@@ -297,7 +302,7 @@ class _Reader:
             elif K.ORIGINAL_MAX_POSITIONS not in block:
                 block[K.ORIGINAL_MAX_POSITIONS] = context
                 self.provenance["original_context"] = self.provenance.get("context", K.MAX_POSITIONS)
-        alias = K.LEGACY_METHOD_ALIASES.get(self.model_type or "", {})
+        alias = K.for_model(K.LEGACY_METHOD_ALIASES, self.model_type, {})
         if isinstance(block[K.ROPE_TYPE], str) and block[K.ROPE_TYPE] in alias:
             block[K.ROPE_TYPE] = alias[block[K.ROPE_TYPE]]
         return block

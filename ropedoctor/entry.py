@@ -1,0 +1,70 @@
+"""The console entry point: a fast path for plain `check` runs, typer for everything else.
+
+`ropedoctor check PATH...` runs in pre-commit hooks and CI over many files, so it must start
+about as fast as importing its libraries (bench/startup.py). Building the typer app costs
+more than that on its own, so argv lists made only of paths and the `check` options below are
+parsed here; anything else (help, completion, a malformed value) goes to typer, which owns
+the messages. tests/test_entry.py runs both parsers on the same argv and compares.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_FORMATS = ("text", "json")
+
+
+def parse_fast_check(argv: list[str]) -> tuple[list[str], int | None, str, bool] | None:
+    """(paths, ctx, format, strict) when argv is a plain `check` run, else None (typer decides)."""
+    if not argv or argv[0] != "check":
+        return None
+    paths: list[str] = []
+    ctx: int | None = None
+    output, strict = "text", False
+    args = iter(argv[1:])
+    for arg in args:
+        if arg == "--":
+            paths.extend(args)
+            break
+        name, eq, inline = arg.partition("=")
+        if name in ("--ctx", "--format"):
+            value = inline if eq else next(args, None)
+            if value is None:
+                return None
+            if name == "--ctx":
+                if not value.isdigit() or int(value) < 1:
+                    return None
+                ctx = int(value)
+            elif value in _FORMATS:
+                output = value
+            else:
+                return None
+        elif arg == "--strict":
+            strict = True
+        elif arg.startswith("-"):
+            return None
+        else:
+            paths.append(arg)
+    return paths or ["."], ctx, output, strict
+
+
+def main() -> None:
+    """Run ropedoctor; no traceback reaches the user (ROPEDOCTOR_DEBUG=1 shows it)."""
+    try:
+        fast = parse_fast_check(sys.argv[1:])
+        if fast is not None:
+            from ropedoctor.commands import run_check
+
+            sys.exit(run_check(*fast))
+        from ropedoctor.cli import app
+
+        app()
+    except KeyboardInterrupt:
+        print("ropedoctor: error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    except Exception as exc:  # a bug: one line, not a traceback
+        if os.environ.get("ROPEDOCTOR_DEBUG"):
+            raise
+        print(f"ropedoctor: error: internal error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        sys.exit(2)

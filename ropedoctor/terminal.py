@@ -1,0 +1,33 @@
+"""Writing styled lines: rich colours on a terminal, plain text everywhere else.
+
+Non-TTY output (pipes, CI logs, pre-commit) and NO_COLOR get plain text without rich, which
+also keeps rich's rendering machinery off the start-up path of scripted runs.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# A line is a list of (text, rich style) segments; "" means unstyled.
+Segment = tuple[str, str]
+Line = list[Segment]
+
+
+def wants_colour() -> bool:
+    """Colour only for a terminal, and never under NO_COLOR (https://no-color.org) or TERM=dumb."""
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()
+
+
+def emit(lines: list[Line]) -> None:
+    if not wants_colour():
+        sys.stdout.write("".join("".join(text for text, _ in line) + "\n" for line in lines))
+        return
+    from rich.console import Console
+    from rich.text import Text
+
+    console = Console(highlight=False, soft_wrap=True)
+    for line in lines:
+        console.print(Text.assemble(*((text, style) for text, style in line)))

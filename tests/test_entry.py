@@ -1,0 +1,60 @@
+"""The fast path for plain `check` runs gives exactly what the typer CLI gives."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+
+import pytest
+
+from conftest import FIXTURES, invoke
+from ropedoctor.entry import main, parse_fast_check
+
+QWEN = str(FIXTURES / "qwen2.5-7b-instruct")
+BROKEN = str(FIXTURES / "broken" / "yarn-legacy-type-conflict")
+
+SAME_RESULT = [
+    ["check", QWEN],
+    ["check", QWEN, BROKEN, "--format", "json"],
+    ["check", "--format=json", "--ctx=200000", QWEN],
+    ["check", BROKEN, "--strict", "--ctx", "8192"],
+    ["check", "--", BROKEN],
+    ["check", str(FIXTURES / "nowhere"), QWEN],
+]
+
+
+def run_entry(argv: list[str]) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv
+    sys.argv = ["ropedoctor", *argv]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit_:
+                code = int(exit_.code or 0)
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("argv", SAME_RESULT, ids=lambda a: " ".join(x.rsplit("/", 1)[-1] for x in a))
+def test_fast_path_matches_typer(argv: list[str]) -> None:
+    assert parse_fast_check(argv) is not None
+    typer_result = invoke(*argv)
+    assert run_entry(argv) == (typer_result.exit_code, typer_result.stdout, typer_result.stderr)
+
+
+@pytest.mark.parametrize("argv", [
+    ["check", "--help"], ["check", "--ctx", "0", QWEN], ["check", "--ctx", "many", QWEN], ["check", "--format", "xml"],
+    ["check", "--ctx"], ["check", "--unknown"], ["rules"], ["--version"], [],
+])
+def test_everything_else_goes_to_typer(argv: list[str]) -> None:
+    assert parse_fast_check(argv) is None
+
+
+def test_typer_owns_bad_option_messages() -> None:
+    code, out, err = run_entry(["check", "--ctx", "0", QWEN])
+    assert code == 2 and "Invalid value for '--ctx'" in err and "Traceback" not in err
