@@ -21,7 +21,7 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 
 demo: $(STAMP_RUN)
 	-$(BIN)/ropedoctor check fixtures/qwen2.5-7b-instruct fixtures/broken/yarn-legacy-type-conflict
-	-$(BIN)/ropedoctor check fixtures/yi-34b-chat --ctx 16384
+	-$(BIN)/ropedoctor check fixtures/nomic-embed-text-v1.5 --ctx 8192
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check ropedoctor tests bench tools

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from enum import Enum
 from typing import Annotated, NoReturn
 
 import typer
+
 from ropedoctor import __version__
 from ropedoctor.errors import InputError
 from ropedoctor.terminal import emit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict
 from typing import Any
 
@@ -82,12 +83,12 @@ def check_lines(results: list[CheckResult]) -> list[Line]:
             style = SEVERITY_STYLE[f.severity]
             lines.append([("  ", ""), (f"{f.severity:<7}", style), (f" {f.code} {f.name}: {f.message} ", ""),
                           (f"({f.location})", "dim")])
-    totals = {s: sum(r.count(s) for r in results) for s in SEVERITIES}
+    totals: dict[str, int] = {s: sum(r.count(s) for r in results) for s in SEVERITIES}
     lines.append([(summary_line(totals), "")])
     return lines
 
 
-def summary_line(totals: dict[str, int]) -> str:
+def summary_line(totals: Mapping[str, int]) -> str:
     """ "1 error, 2 warnings, 0 info" (info is a mass noun)."""
     return ", ".join(f"{n} {s}{'s' if n != 1 and s != 'info' else ''}" for s, n in totals.items())
 

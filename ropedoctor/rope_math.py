@@ -11,7 +11,7 @@ import math
 
 def ntk_scaled_base(theta: float, factor: float, rotary_dim: int) -> float:
     """Static NTK-aware base: b' = b * s^(d / (d - 2)) (bloc97; transformers' dynamic NTK at L = s * L_max)."""
-    return theta * factor ** (rotary_dim / (rotary_dim - 2))
+    return float(theta * factor ** (rotary_dim / (rotary_dim - 2)))
 
 
 def base_lower_bound(context: int) -> float:
@@ -21,7 +21,7 @@ def base_lower_bound(context: int) -> float:
     bound they derive from the long-term decay of token discrimination, fitted over 1K-1M
     tokens as base >= 0.0424 * L^1.628.
     """
-    return 0.0424 * context**1.628
+    return float(0.0424 * context**1.628)
 
 
 def yarn_mscale(factor: float, mscale: float = 1.0) -> float:

@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-
 from ropedoctor.families import PositionKind
 
 SourceFormat = Literal["hf-config", "gguf"]
@@ -94,9 +93,10 @@ class RopeSpec:
     def served_context(self) -> int | None:
         """The longest input this file asks a runtime to serve with its current scaling.
 
-        default: the trained length. linear, dynamic and yarn: factor x the pre-scaling
-        length (what vLLM and SGLang derive). llama3 and longrope: the declared
-        (advertised) length, which is not factor x original for official Llama 3.x files.
+        default: the trained length. linear and yarn: factor x the pre-scaling length (what
+        vLLM and SGLang derive). dynamic: the same, or the declared length when longer
+        (NomicBert declares 8192 and documents factor 2 over 2048). llama3 and longrope:
+        the declared (advertised) length, which is not factor x original for Llama 3.x.
         Models without RoPE: their position table (absolute) or declared length (ALiBi).
         """
         if not self.has_rope:
@@ -106,7 +106,10 @@ class RopeSpec:
             return base
         if self.method in ("linear", "dynamic", "yarn"):
             factor = self.factor if self.factor and self.factor >= 1 else 1.0
-            return int(base * factor) if base else None
+            scaled = int(base * factor) if base else None
+            if self.method == "dynamic" and scaled and self.context:
+                return max(scaled, self.context)
+            return scaled
         return self.context
 
     def looks_pre_extended(self) -> bool:

@@ -201,7 +201,7 @@ def transformers_verdict(config: dict[str, Any], name_or_path: str = "") -> Verd
             warnings.showwarning = _showwarning
             try:
                 built = _build(config_dict, name_or_path)
-            except Exception as exc:  # noqa: BLE001 - part of the verdict
+            except Exception as exc:
                 raised = f"{type(exc).__name__}: {exc}"
             else:
                 rope_parameters = _text_rope_parameters(built)

@@ -30,9 +30,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from typer.testing import CliRunner
+
 from differential_configs import KNOWN_METHODS, CaseMeta, generate_cases
 from oracle_transformers import Verdict, transformers_verdict
-from typer.testing import CliRunner
 
 pytest.importorskip("transformers", minversion="5.0")
 

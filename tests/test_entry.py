@@ -56,5 +56,5 @@ def test_everything_else_goes_to_typer(argv: list[str]) -> None:
 
 
 def test_typer_owns_bad_option_messages() -> None:
-    code, out, err = run_entry(["check", "--ctx", "0", QWEN])
+    code, _, err = run_entry(["check", "--ctx", "0", QWEN])
     assert code == 2 and "Invalid value for '--ctx'" in err and "Traceback" not in err

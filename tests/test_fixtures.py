@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from transformers import CONFIG_MAPPING
 
 from conftest import FIXTURES, invoke
 from oracle_transformers import is_rope_related, transformers_verdict
-from transformers import CONFIG_MAPPING
 
 # folder -> (method, theta, factor, original_context, context, rotary_dim, codes), reviewed by hand
 # against the model cards: e.g. Llama 3.1 is llama3 x8 from 8192 advertised at 131072; Phi-3.5
@@ -53,6 +53,7 @@ EXPECTED: dict[str, tuple[str, float | None, float | None, int | None, int | Non
     "modernbert-base": ("default", 160000.0, None, 8192, 8192, 64, []),
     "modernbert-base-tf5-converted": ("default", 160000.0, None, 8192, 8192, 64, []),
     "mpt-7b-instruct": ("none", None, None, None, 2048, None, ["RD001"]),
+    "nomic-embed-text-v1.5": ("default", 1000.0, None, 2048, 8192, 64, ["RD002", "RD209"]),
     "omnigen-v1-phi3-su": ("longrope", 1e4, None, 4096, 131072, 96, ["RD112", "RD204"]),
     "phi-2": ("default", 1e4, None, 2048, 2048, 32, ["RD209"]),
     "phi-3.5-mini-instruct": ("longrope", 1e4, 32.0, 4096, 131072, 96, ["RD112"]),

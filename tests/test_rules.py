@@ -126,3 +126,15 @@ def test_registry_is_well_formed() -> None:
         assert list(r.doc) == list(DOC_SECTIONS)
         assert all(len(body) > 20 for body in r.doc.values()), code
         assert "```" in r.doc["Example"], f"{code}: the example shows the offending config or command"
+
+
+def test_docs_rules_md_is_current() -> None:
+    """docs/rules.md is generated from the registry; regenerate with `ropedoctor rules --format markdown`."""
+    from pathlib import Path
+
+    from conftest import ROOT, invoke
+
+    result = invoke("rules", "--format", "markdown")
+    assert result.exit_code == 0
+    assert (Path(ROOT) / "docs" / "rules.md").read_text() == result.stdout, \
+        "docs/rules.md is stale: run `ropedoctor rules --format markdown > docs/rules.md`"

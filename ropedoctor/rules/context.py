@@ -40,6 +40,9 @@ def ctx_beyond_scaling(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     needed = rope_math.smallest_factor(target.ctx, original)
     options = [f"YaRN x{needed:g} (`ropedoctor fix --ctx {target.ctx}`)",
                f"linear x{needed:g} (`--type linear --factor {needed:g}`)"]
+    if spec.model_type == "nomic_bert":  # the model card's recipe: dynamic NTK x2 up to n_positions
+        nomic = 2.0 if spec.context and target.ctx <= spec.context else needed
+        options.insert(0, f"`\"rotary_scaling_factor\": {nomic:g}` (NomicBert's dynamic NTK)")
     if spec.theta and spec.rotary_dim and spec.rotary_dim > 2:
         base = rope_math.ntk_scaled_base(spec.theta, target.ctx / original, spec.rotary_dim)
         options.append(f"a static NTK base rope_theta {base:.4g} (`--type ntk`)")
@@ -66,10 +69,10 @@ def ctx_beyond_position_table(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     ## Fix
     Truncate or chunk inputs to the table size, or use a RoPE or ALiBi model trained for the length.
     """
-    if target.ctx is not None and spec.positions == "absolute" and spec.position_table is not None:
-        if target.ctx > spec.position_table:
-            yield Hit(f"--ctx {target.ctx} is beyond the {spec.position_table} learned positions; RoPE scaling "
-                      f"cannot extend an absolute position table", spec.where("context", K.MAX_POSITIONS))
+    table = spec.position_table if spec.positions == "absolute" else None
+    if target.ctx is not None and table is not None and target.ctx > table:
+        yield Hit(f"--ctx {target.ctx} is beyond the {table} learned positions; RoPE scaling "
+                  f"cannot extend an absolute position table", spec.where("context", K.MAX_POSITIONS))
 
 
 @rule("RD303", "ctx-beyond-alibi-length", "warning")

@@ -125,9 +125,11 @@ def v5_only_parameters(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     if family is DEFAULT_FAMILY and (spec.hf.saved_by or "").startswith("5"):
         return  # a family we do not know, saved by 5.x: most likely one 4.x cannot load at all (ministral3)
     lost = []
+    block = next(iter(spec.hf.blocks.values()))
+    method, factor = block.get(K.ROPE_TYPE), block.get(K.FACTOR)
     v4_block = dict(family.default_block)  # what 4.x falls back to (gpt-oss: its own yarn x32)
-    if spec.method != v4_block.get(K.ROPE_TYPE, "default") or spec.factor != v4_block.get(K.FACTOR, spec.factor):
-        lost.append(f"the {spec.method} scaling")
+    if method != v4_block.get(K.ROPE_TYPE, "default") or factor != v4_block.get(K.FACTOR, factor):
+        lost.append(f"the {method} scaling")
     v4_theta = json_number(spec.hf.text.get(family.theta_keys[0])) or family.default_theta
     if spec.theta is not None and spec.theta != v4_theta:
         lost.append(f"rope_theta {spec.theta:g} (4.x uses {v4_theta:g})")
@@ -216,7 +218,8 @@ def max_positions_already_extended(spec: RopeSpec, target: Target) -> Iterator[H
     Serve with an explicit maximum (`ropedoctor flags --ctx 32768`), or set
     `max_position_embeddings` to the trained length (4096) so every runtime derives 32768.
     """
-    if spec.looks_pre_extended() and spec.context and spec.factor:
+    by_design = spec.where("original_context").endswith(K.MAX_TRAINED_POSITIONS)  # NomicBert's own two lengths
+    if spec.looks_pre_extended() and spec.context and spec.factor and not by_design:
         derived = int(spec.context * spec.factor)
         yield Hit(f"max_position_embeddings {spec.context} already looks extended ({spec.original_context} x "
                   f"{spec.factor:g}); vLLM and SGLang multiply again and allow {derived}",
@@ -245,11 +248,11 @@ def yarn_length_runtime_dependent(spec: RopeSpec, target: Target) -> Iterator[Hi
     Set `max_position_embeddings` to factor x original (131072), the layout every runtime
     reads the same way (`ropedoctor fix --max-position-embeddings extend`).
     """
-    if spec.method == "yarn" and spec.factor and spec.factor > 1 and spec.context is not None:
-        if spec.original_context == spec.context:
-            yield Hit(f"max_position_embeddings {spec.context} equals the original length with factor "
-                      f"{spec.factor:g}: vLLM serves {int(spec.context * spec.factor)}, llama-server and TGI "
-                      f"{spec.context}", spec.where("context", K.MAX_POSITIONS))
+    scaled = spec.method == "yarn" and spec.factor is not None and spec.factor > 1
+    if scaled and spec.factor and spec.context is not None and spec.original_context == spec.context:
+        yield Hit(f"max_position_embeddings {spec.context} equals the original length with factor "
+                  f"{spec.factor:g}: vLLM serves {int(spec.context * spec.factor)}, llama-server and TGI "
+                  f"{spec.context}", spec.where("context", K.MAX_POSITIONS))
 
 
 @rule("RD208", "dynamic-ntk-portability", "info")

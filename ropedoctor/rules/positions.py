@@ -55,7 +55,7 @@ def declared_beyond_trained(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     Set the scaling the model card documents (NomicBert: `rotary_scaling_factor`), or
     `ropedoctor fix --ctx 8192`.
     """
-    if spec.has_rope and spec.method == "default" and spec.context and spec.original_context:
-        if spec.context > spec.original_context:
-            yield Hit(f"declares {spec.context} positions but was trained at {spec.original_context} without scaling",
-                      spec.where("context", K.MAX_POSITIONS))
+    unscaled = spec.has_rope and spec.method == "default"
+    if unscaled and spec.context and spec.original_context and spec.context > spec.original_context:
+        yield Hit(f"declares {spec.context} positions but was trained at {spec.original_context} without scaling",
+                  spec.where("context", K.MAX_POSITIONS))

@@ -59,7 +59,7 @@ class Rule:
     @property
     def summary(self) -> str:
         """The first sentence of "What it does"."""
-        return self.doc["What it does"].split(". ")[0].rstrip(".") + "."
+        return " ".join(self.doc["What it does"].split()).split(". ")[0].rstrip(".") + "."
 
 
 RULES: dict[str, Rule] = {}

@@ -23,7 +23,7 @@ def _blocks(spec: RopeSpec) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _received(spec: RopeSpec, block: dict[str, Any]) -> set[str]:
     """The keys transformers checks: legacy ``type`` and the family's ignored keys left out."""
-    ignored = K.for_model(K.VALIDATION_IGNORED_KEYS, spec.model_type, frozenset())
+    ignored: frozenset[str] = K.for_model(K.VALIDATION_IGNORED_KEYS, spec.model_type, frozenset())
     return set(block) - {K.LEGACY_TYPE} - ignored
 
 

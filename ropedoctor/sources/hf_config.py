@@ -229,12 +229,11 @@ class _Reader:
         if trained:
             return trained
         self.provenance["original_context"] = self.provenance.get("context", "")
-        if method == "linear" and context and factor and factor > 1:
-            # Vendors disagree whether max_position_embeddings is the original (LongChat:
-            # 2048 with x8) or the extended length (Together 32K: 32768 with x8); read it as
-            # extended when dividing by the factor still leaves a plausible trained length.
-            if context / factor >= _MIN_PLAUSIBLE_TRAINED_LENGTH:
-                return int(context / factor)
+        # Vendors disagree whether a linear file's max_position_embeddings is the original
+        # (LongChat: 2048 with x8) or the extended length (Together 32K: 32768 with x8); read
+        # it as extended when dividing by the factor still leaves a plausible trained length.
+        if method == "linear" and context and factor and factor > 1 and context / factor >= _MIN_PLAUSIBLE_TRAINED_LENGTH:
+            return int(context / factor)
         return context
 
     def standardised_blocks(
