@@ -393,3 +393,34 @@ def longrope_without_factor(spec: RopeSpec, target: Target) -> Iterator[Hit]:
             original = json_int(block.get(K.ORIGINAL_MAX_POSITIONS))
             implied = f" (implied {spec.context} / {original} = {spec.context / original:g})" if original and spec.context else ""
             yield Hit(f"longrope without `factor`{implied}; transformers 5 warns", f"{location}.{K.FACTOR}")
+
+
+@rule("RD113", "v4-float-required", "info")
+def v4_float_required(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    Notes scaling values written as integers where transformers 4.x asks for floats: `factor`,
+    `low_freq_factor`, `high_freq_factor`, `beta_fast`, `beta_slow` (DeepSeek-V3's `"factor": 40`).
+
+    ## Why it matters
+    transformers 4.43-4.57 warns ("factor field must be a float >= 1") but uses the value
+    unchanged, and transformers 5 accepts integers; so this is advice, not a fault, although
+    policy would make a transformers warning a warning.
+
+    ## Example
+    ```json
+    "rope_scaling": {"type": "yarn", "factor": 40, "original_max_position_embeddings": 4096}
+    ```
+
+    ## Fix
+    Write `40.0` to silence transformers 4.x, or leave it.
+    """
+    raw = spec.hf.raw_block if spec.hf is not None and spec.has_rope else None
+    if not raw or spec.hf is None:
+        return
+    keys = [k for k in (K.FACTOR, K.LOW_FREQ_FACTOR, K.HIGH_FREQ_FACTOR, K.BETA_FAST, K.BETA_SLOW)
+            if isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)]
+    if keys:
+        listed = ", ".join(f"`{k}` {raw[k]}" for k in keys)
+        yield Hit(f"integers where transformers 4.x warns that it wants floats: {listed}",
+                  spec.hf.path(spec.hf.raw_block_key or K.ROPE_SCALING, keys[0]))

@@ -69,8 +69,11 @@ def _text_part(data: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
 def _check_shape_types(text: dict[str, Any], prefix: str, source: str) -> None:
     for key in _SHAPE_KEYS:
         value = text.get(key)
-        if value is not None and json_int(value) is None:
+        number = json_int(value)
+        if value is not None and number is None:
             raise InputError(source, f"{prefix}{key} must be an integer, got {type_name(value)} {value!r}")
+        if number is not None and number < 1:
+            raise InputError(source, f"{prefix}{key} must be a positive integer, got {number}")
     for key in (K.ROPE_SCALING, K.ROPE_PARAMETERS):
         value = text.get(key)
         if value is not None and not isinstance(value, dict):
@@ -275,7 +278,8 @@ class _Reader:
                 (K.SLIDING_ATTENTION, local_at, self.standardise(local, None, top_partial, context)),
             ], (raw or None), raw_key
 
-        labels = tuple(t for t in text.get(K.LAYER_TYPES) or () if isinstance(t, str))
+        layer_types = text.get(K.LAYER_TYPES)
+        labels = tuple(t for t in layer_types if isinstance(t, str)) if isinstance(layer_types, list) else ()
         nested_blocks = _nested_copy(raw, labels) if raw else None
         if nested_blocks:
             return [
