@@ -59,14 +59,50 @@ def check(
     ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length to check for.")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="Count warnings as errors for the exit code.")] = False,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub revision for org/name paths.")] = None,
 ) -> None:
     """Say what is wrong with a model's RoPE settings, and why.
+
+    PATH: a model folder (its config.json and GGUF files), a config.json, a .gguf file, or a
+    Hugging Face repo id (org/name, or org/name/file.gguf for just the GGUF header).
 
     Example: ropedoctor check models/qwen2.5-7b --ctx 131072 --format json
     """
     from ropedoctor.commands import run_check
 
-    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict))
+    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict, revision))
+
+
+@app.command()
+def compare(
+    a: Annotated[str, typer.Argument(help="The reference: a config.json, a model folder, a GGUF or a hub id.")],
+    b: Annotated[str, typer.Argument(help="The file to compare with it (typically the converted GGUF).")],
+    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length to check for.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+    revision: Annotated[str | None, typer.Option("--revision", help="Hub revision for org/name paths.")] = None,
+) -> None:
+    """Compare two sources: what a conversion changed or lost (theta, factor, lengths, method).
+
+    Example: ropedoctor compare Qwen2.5-7B-Instruct/config.json qwen2.5-7b-instruct-q4_k_m.gguf
+    """
+    from ropedoctor.commands import run_compare
+
+    raise typer.Exit(run_compare(a, b, ctx, output.value, revision))
+
+
+@app.command()
+def scan(
+    root: Annotated[str | None, typer.Argument(help="Folder to search for models (default: .).")] = None,
+    hf_cache: Annotated[bool, typer.Option("--hf-cache", help="Scan the local Hugging Face cache instead.")] = False,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+) -> None:
+    """One summary row for every model (config.json or GGUF) under a folder or in the HF cache.
+
+    Example: ropedoctor scan ~/models --format json
+    """
+    from ropedoctor.commands import run_scan
+
+    raise typer.Exit(run_scan(root, hf_cache, output.value))
 
 
 @app.command("rules")

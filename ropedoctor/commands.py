@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import Any
 
 from ropedoctor.errors import InputError
 
 
-def run_check(paths: list[str], ctx: int | None, output: str, strict: bool) -> int:
+def run_check(paths: list[str], ctx: int | None, output: str, strict: bool, revision: str | None = None) -> int:
     """Check each PATH, print the report, return the exit code (DESIGN.md: 0, 1 or 2)."""
     from ropedoctor import report
-    from ropedoctor.check import CheckResult, check_path
+    from ropedoctor.check import CheckResult, check_loaded, load_path
     from ropedoctor.rules import Target
+    from ropedoctor.sources import Loaded
     from ropedoctor.terminal import emit
 
     target = Target(ctx=ctx)
@@ -20,10 +22,14 @@ def run_check(paths: list[str], ctx: int | None, output: str, strict: bool) -> i
     unreadable = 0
     for path in paths:
         try:
-            results.append(check_path(path, target))
+            items = load_path(path, revision)
         except InputError as error:
-            print(error.line, file=sys.stderr)
-            unreadable += 1
+            items = [error]
+        for item in items:
+            if isinstance(item, InputError):
+                print(item.line, file=sys.stderr)
+                unreadable += 1
+        results += check_loaded([item for item in items if isinstance(item, Loaded)], target)
     if output == "json":
         print(json.dumps(report.check_json(results), indent=2))
     elif results:
@@ -32,3 +38,78 @@ def run_check(paths: list[str], ctx: int | None, output: str, strict: bool) -> i
         return 2
     failing = ("error", "warning") if strict else ("error",)
     return 1 if any(r.count(s) for r in results for s in failing) else 0
+
+
+def _single(path: str, revision: str | None, prefer: str) -> Any:
+    """The one source a compare argument names (a folder's config.json, or its GGUF for `prefer="gguf"`)."""
+    from ropedoctor.check import load_path
+    from ropedoctor.sources import Loaded
+
+    items = load_path(path, revision)
+    loaded = [item for item in items if isinstance(item, Loaded)]
+    for item in items:
+        if isinstance(item, InputError):
+            raise item
+    preferred = [item for item in loaded if item.spec.format == prefer] or loaded
+    if len(preferred) > 1:
+        names = ", ".join(item.spec.source for item in preferred)
+        raise InputError(path, f"holds several models ({names}); name one file")
+    return preferred[0]
+
+
+def run_compare(a: str, b: str, ctx: int | None, output: str, revision: str | None = None) -> int:
+    """Check A and B, and B against A (what a conversion changed or lost)."""
+    from ropedoctor import report
+    from ropedoctor.check import CheckResult
+    from ropedoctor.rules import Target, run_rules
+    from ropedoctor.terminal import emit
+
+    try:
+        first = _single(a, revision, "hf-config")
+        second = _single(b, revision, "gguf")
+    except InputError as error:
+        print(error.line, file=sys.stderr)
+        return 2
+    results = [
+        CheckResult(first.spec, run_rules(first.spec, Target(ctx=ctx)), first.bytes_fetched),
+        CheckResult(second.spec, run_rules(second.spec, Target(ctx=ctx, reference=first.spec)), second.bytes_fetched),
+    ]
+    rows = report.comparison_rows(first.spec, second.spec)
+    if output == "json":
+        print(json.dumps({**report.check_json(results), "comparison": rows}, indent=2))
+    else:
+        emit(report.check_lines(results) + report.comparison_lines(rows))
+    return 1 if any(r.count("error") for r in results) else 0
+
+
+def run_scan(root: str | None, hf_cache: bool, output: str) -> int:
+    """One summary row per model under a folder or in the local Hugging Face cache."""
+    from ropedoctor import report
+    from ropedoctor.check import check_loaded, load_path
+    from ropedoctor.rules import Target
+    from ropedoctor.scan import model_folders
+    from ropedoctor.sources import Loaded
+    from ropedoctor.terminal import emit, progress
+
+    try:
+        folders = model_folders(root or ".", hf_cache)
+    except InputError as error:
+        print(error.line, file=sys.stderr)
+        return 2
+    rows: list[dict[str, Any]] = []
+    for folder in progress(folders, "scanning"):
+        try:
+            items = load_path(str(folder))
+        except InputError as error:
+            items = [error]
+        for item in items:
+            if isinstance(item, InputError):
+                rows.append(report.unreadable_row(item))
+        for result in check_loaded([item for item in items if isinstance(item, Loaded)], Target()):
+            rows.append(report.scan_row(result))
+    doc = report.scan_json(rows)
+    if output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        emit(report.scan_lines(rows, doc["summary"]))
+    return 1 if doc["summary"]["error"] or doc["summary"]["unreadable"] else 0

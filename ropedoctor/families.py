@@ -153,3 +153,45 @@ DEFAULT_FAMILY = Family()
 def family_of(model_type: str | None) -> Family:
     """The family row for a model_type; unknown types get the Llama convention."""
     return K.for_model(FAMILIES, model_type, DEFAULT_FAMILY)  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class GgufArch:
+    """What a GGUF ``general.architecture`` implies that the file itself may not say."""
+
+    positions: PositionKind = "rope"
+    causal: bool = True
+    # The base the family's models use; a GGUF without rope.freq_base silently gets 10000.
+    usual_base: float | None = None
+    # llama.cpp refuses rope.dimension_count != head size ("invalid n_rot") for these.
+    rotary_must_equal_head: bool = False
+
+
+GGUF_ARCHS: dict[str, GgufArch] = {
+    "llama": GgufArch(rotary_must_equal_head=True),
+    "deci": GgufArch(rotary_must_equal_head=True),
+    "falcon": GgufArch(rotary_must_equal_head=True),
+    "llama-embed": GgufArch(rotary_must_equal_head=True, causal=False),
+    "qwen2": GgufArch(usual_base=1_000_000.0),
+    "qwen2moe": GgufArch(usual_base=1_000_000.0),
+    "qwen3": GgufArch(usual_base=1_000_000.0),
+    "qwen3moe": GgufArch(usual_base=1_000_000.0),
+    "qwen2vl": GgufArch(usual_base=1_000_000.0),
+    "gemma3": GgufArch(usual_base=1_000_000.0),
+    "gpt-oss": GgufArch(usual_base=150_000.0),
+    "llama4": GgufArch(usual_base=500_000.0),
+    "nomic-bert": GgufArch(usual_base=1000.0, causal=False),
+    "nomic-bert-moe": GgufArch(usual_base=10_000.0, causal=False),
+    "modern-bert": GgufArch(usual_base=160_000.0, causal=False),
+    "neo-bert": GgufArch(causal=False),
+    "eurobert": GgufArch(causal=False),
+    "gemma-embedding": GgufArch(causal=False),
+    "bert": GgufArch(positions="absolute", causal=False),
+    "jina-bert-v3": GgufArch(positions="absolute", causal=False),
+    "gpt2": GgufArch(positions="absolute"),
+    "starcoder": GgufArch(positions="absolute"),
+    "jina-bert-v2": GgufArch(positions="alibi", causal=False),
+    "bloom": GgufArch(positions="alibi"),
+    "mpt": GgufArch(positions="alibi"),
+    "refact": GgufArch(positions="alibi"),
+}

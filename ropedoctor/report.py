@@ -31,10 +31,13 @@ def rope_json(spec: RopeSpec) -> dict[str, Any]:
 
 def result_json(result: CheckResult) -> dict[str, Any]:
     spec = result.spec
-    return {
+    out: dict[str, Any] = {
         "source": spec.source, "format": spec.format, "model_type": spec.model_type, "rope": rope_json(spec),
         "findings": [asdict(f) for f in result.findings],
     }
+    if result.bytes_fetched is not None:
+        out["bytes_fetched"] = result.bytes_fetched
+    return out
 
 
 def check_json(results: list[CheckResult]) -> dict[str, Any]:
@@ -118,3 +121,69 @@ def rules_markdown(rules: list[Rule]) -> str:
         for section, body in r.doc.items():
             lines += [f"### {section}", "", body, ""]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# --- compare ----------------------------------------------------------------------------------
+COMPARED_FIELDS = ("method", "theta", "factor", "original_context", "context", "rotary_dim", "head_dim", "causal")
+
+
+def comparison_rows(a: RopeSpec, b: RopeSpec) -> list[dict[str, Any]]:
+    """Field by field, A against B (the `comparison` list of `compare --format json`)."""
+    rows = []
+    for field in COMPARED_FIELDS:
+        left, right = getattr(a, field), getattr(b, field)
+        same = left == right if not isinstance(left, float) or not isinstance(right, float) else \
+            abs(left - right) <= 1e-6 * max(abs(left), abs(right))
+        rows.append({"field": field, "a": left, "b": right, "same": same})
+    return rows
+
+
+def comparison_lines(rows: list[dict[str, Any]]) -> list[Line]:
+    lines: list[Line] = [[("comparison (a -> b)", "bold")]]
+    for row in rows:
+        mark, style = ("same", "green") if row["same"] else ("differs", "yellow")
+        lines.append([(f"  {row['field']:<17} {_number(row['a'])!s:>12} -> {_number(row['b'])!s:<12} ", ""),
+                      (mark, style)])
+    return lines
+
+
+# --- scan --------------------------------------------------------------------------------------
+def scan_row(result: CheckResult) -> dict[str, Any]:
+    spec = result.spec
+    first_error = next((f for f in result.findings if f.severity == "error"), None)
+    return {
+        "source": spec.source, "format": spec.format, "model_type": spec.model_type, "method": spec.method,
+        "theta": spec.theta, "factor": spec.factor, "original_context": spec.original_context,
+        "context": spec.context, **{s: result.count(s) for s in SEVERITIES},
+        "first_error": f"{first_error.code} {first_error.message}" if first_error else None, "unreadable": None,
+    }
+
+
+def unreadable_row(error: Any) -> dict[str, Any]:
+    return {"source": error.what, "format": None, "model_type": None, "method": None, "theta": None, "factor": None,
+            "original_context": None, "context": None, "error": 0, "warning": 0, "info": 0, "first_error": None,
+            "unreadable": error.why}
+
+
+def scan_json(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    summary = {"models": len(rows), "unreadable": sum(1 for r in rows if r["unreadable"])}
+    summary.update({s: sum(r[s] for r in rows) for s in SEVERITIES})
+    return {"ropedoctor": __version__, "models": rows, "summary": summary}
+
+
+def scan_lines(rows: list[dict[str, Any]], summary: dict[str, int]) -> list[Line]:
+    lines: list[Line] = []
+    for row in rows:
+        if row["unreadable"]:
+            lines.append([(f"{row['source']}  ", ""), ("unreadable", "bold red"), (f": {row['unreadable']}", "")])
+            continue
+        status = ("error", SEVERITY_STYLE["error"]) if row["error"] else \
+            ("warning", SEVERITY_STYLE["warning"]) if row["warning"] else ("ok", "green")
+        lines.append([(f"{status[0]:<7}", status[1]), (
+            f" {row['source']}  {row['model_type'] or '-'} {row['method']} theta {_number(row['theta'])} "
+            f"factor {_number(row['factor'])} context {_number(row['context'])}", "")])
+        if row["first_error"]:
+            lines.append([(f"        {row['first_error']}", "dim")])
+    lines.append([(f"{summary['models']} models, {summary['unreadable']} unreadable, "
+                   + summary_line({s: summary[s] for s in SEVERITIES}), "")])
+    return lines

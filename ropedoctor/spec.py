@@ -50,6 +50,26 @@ class HfLayout:
 
 
 @dataclass(frozen=True)
+class GgufLayout:
+    """What the GGUF header stored, for rules about types and tensors.
+
+    ``types`` and ``values`` are keyed by the key template (``{arch}.context_length``);
+    ``keys`` maps a template to the real key for messages.
+    """
+
+    arch: str
+    types: dict[str, int]
+    values: dict[str, Any]
+    keys: dict[str, str]
+    tensors: dict[str, int]  # RoPE-related tensor name -> element count
+    name: str | None = None
+    basename: str | None = None
+
+    def key(self, template: str) -> str:
+        return self.keys.get(template) or template.format(arch=self.arch)
+
+
+@dataclass(frozen=True)
 class RopeSpec:
     """What a model's file says about its positions, normalised to transformers 5's meaning."""
 
@@ -81,6 +101,7 @@ class RopeSpec:
     position_table: int | None = None  # usable learned positions (absolute models)
     provenance: dict[str, str] = field(default_factory=dict)  # field -> key path in the source
     hf: HfLayout | None = None
+    gguf: GgufLayout | None = None
 
     def where(self, name: str, fallback: str = "") -> str:
         """The key path a field came from, for a finding's location."""
@@ -101,6 +122,10 @@ class RopeSpec:
         """
         if not self.has_rope:
             return self.position_table if self.positions == "absolute" else self.context
+        if self.format == "gguf":  # llama-server caps every slot at context_length; scaling is baked in
+            if self.method == "yarn" and self.factor and self.original_context and self.context:
+                return min(self.context, int(self.original_context * self.factor))
+            return self.context
         base = self.original_context or self.context
         if self.method == "default":
             return base

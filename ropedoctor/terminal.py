@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 # A line is a list of (text, rich style) segments; "" means unstyled.
 Segment = tuple[str, str]
@@ -31,3 +35,19 @@ def emit(lines: list[Line]) -> None:
     console = Console(highlight=False, soft_wrap=True)
     for line in lines:
         console.print(Text.assemble(*((text, style) for text, style in line)))
+
+
+def progress(items: Sequence[T], label: str, minimum: int = 20) -> Iterator[T]:
+    """Iterate with a progress bar on a terminal when there are many items; silently otherwise."""
+    if len(items) < minimum or not sys.stderr.isatty() or os.environ.get("NO_COLOR"):
+        yield from items
+        return
+    from rich.progress import track
+
+    yield from track(items, description=label, console=_stderr_console(), transient=True)
+
+
+def _stderr_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

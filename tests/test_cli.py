@@ -109,7 +109,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, str, str]]:
 
     cases.append((str(tmp / "nowhere"), "no such file or directory", "missing path"))
     (tmp / "empty-folder").mkdir()
-    cases.append((str(tmp / "empty-folder"), "no config.json in this folder", "folder without config.json"))
+    cases.append((str(tmp / "empty-folder"), "no config.json or .gguf file in this folder", "folder without config.json"))
     cases.append((put("invalid", b'{"model_type": "llama",'), "invalid JSON at line 1", "invalid JSON"))
     cases.append((put("array", b"[1, 2]"), "expected a JSON object, got an array", "not an object"))
     cases.append((put("nan", b'{"rope_theta": NaN}'), "NaN is not valid JSON", "NaN"))

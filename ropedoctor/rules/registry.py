@@ -25,6 +25,7 @@ class Target:
     """What the user asked for beyond the file itself."""
 
     ctx: int | None = None
+    reference: RopeSpec | None = None  # the other side when comparing (config.json vs GGUF)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,123 @@
+"""A GGUF header into a RopeSpec, with llama.cpp's own defaults for absent keys.
+
+llama.cpp (``load_hparams``) reads: ``context_length`` (the training length and llama-server's
+slot cap), ``rope.freq_base`` (10000 when absent), ``rope.scaling.type`` ("linear" when
+absent, harmless with factor 1), ``rope.scaling.factor`` (else the legacy ``scale_linear``),
+``original_context_length`` (else ``context_length``). llama3 and longrope exist only as
+tensors (``rope_freqs``, ``rope_factors_long/short``); dynamic NTK does not exist at all.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ropedoctor import gguf_keys as G
+from ropedoctor.errors import InputError
+from ropedoctor.families import GGUF_ARCHS, GgufArch
+from ropedoctor.sources.gguf_header import GGUFHeader, check_shards, read_gguf
+from ropedoctor.spec import GgufLayout, LayerRope, RopeSpec, json_int, json_number
+
+# Keys whose stored type and value the GGUF rules look at.
+_READ_KEYS = (*G.REQUIRED_TYPES, G.ROPE_SCALING_YARN_LOG_MUL)
+
+
+def read_gguf_spec(path: Path) -> RopeSpec:
+    """Read a local GGUF (first shard of a split model, whose set must be complete)."""
+    check_shards(path)
+    return spec_from_header(read_gguf(path))
+
+
+def spec_from_header(header: GGUFHeader) -> RopeSpec:
+    arch = header.get(G.ARCHITECTURE)
+    if not isinstance(arch, str) or not arch:
+        raise InputError(header.source, f"no {G.ARCHITECTURE} string in the GGUF metadata")
+    family = GGUF_ARCHS.get(arch, GgufArch())
+    keys = {template: template.format(arch=arch) for template in _READ_KEYS}
+    types = {template: header.kv[key].type for template, key in keys.items() if key in header.kv}
+    values = {template: header.kv[key].value for template, key in keys.items() if key in header.kv}
+    provenance: dict[str, str] = {}
+
+    def value(field: str, template: str) -> Any:
+        if template in values:
+            provenance[field] = keys[template]
+            return values[template]
+        return None
+
+    context = json_int(value("context", G.CONTEXT_LENGTH))
+    heads = values.get(G.HEAD_COUNT)
+    heads = max(heads) if isinstance(heads, list) and heads else heads
+    width = json_int(values.get(G.EMBEDDING_LENGTH))
+    head_dim = json_int(value("head_dim", G.KEY_LENGTH))
+    if head_dim is None and width and isinstance(heads, int) and heads > 0:
+        head_dim = width // heads
+        provenance["head_dim"] = keys[G.EMBEDDING_LENGTH]
+    causal_value = values.get(G.CAUSAL)
+    causal = causal_value if isinstance(causal_value, bool) else family.causal
+    tensors = {
+        t.name: _elements(t.shape) for t in header.tensors
+        if t.name in (G.ROPE_FREQS, G.ROPE_FACTORS_LONG, G.ROPE_FACTORS_SHORT, G.POSITION_EMBD)
+    }
+    layout = GgufLayout(arch=arch, types=types, values=values, keys=keys, tensors=tensors,
+                        name=_text(header.get(G.NAME)), basename=_text(header.get(G.BASENAME)))
+    common: dict[str, Any] = {
+        "source": header.source, "format": "gguf", "model_type": arch, "context": context, "head_dim": head_dim,
+        "causal": causal, "gguf": layout, "provenance": provenance,
+    }
+    if family.positions != "rope":
+        table = context if family.positions == "absolute" else None
+        return RopeSpec(positions=family.positions, method="none", position_table=table, **common)
+
+    theta = json_number(value("theta", G.ROPE_FREQ_BASE))
+    if theta is None and G.ROPE_FREQ_BASE not in values:
+        theta = 10_000.0  # llama.cpp's default; RD408 says when the family's base differs
+        provenance["theta"] = keys[G.ROPE_FREQ_BASE]
+    factor = json_number(value("factor", G.ROPE_SCALING_FACTOR))
+    if factor is None:
+        factor = json_number(value("factor", G.ROPE_SCALE_LINEAR))
+    factor = factor if factor else None  # 0 means "no scaling" to llama.cpp
+    scaling_type = value("method", G.ROPE_SCALING_TYPE)
+    method = _method(scaling_type, factor, tensors)
+    if method in ("llama3", "longrope") and G.ROPE_SCALING_TYPE not in values:
+        provenance["method"] = G.ROPE_FREQS if method == "llama3" else G.ROPE_FACTORS_LONG
+    original = json_int(value("original_context", G.ROPE_SCALING_ORIG_CTX_LEN))
+    if original is None:
+        original = context
+        provenance["original_context"] = provenance.get("context", keys[G.CONTEXT_LENGTH])
+    rotary = json_int(value("rotary_dim", G.ROPE_DIMENSION_COUNT)) or head_dim
+    swa_base = json_number(values.get(G.ROPE_FREQ_BASE_SWA))
+    layers = {}
+    if swa_base is not None:
+        layers = {
+            "full_attention": LayerRope(method, theta, keys[G.ROPE_FREQ_BASE], factor),
+            "sliding_attention": LayerRope("default", swa_base, keys[G.ROPE_FREQ_BASE_SWA]),
+        }
+    return RopeSpec(
+        method=method, theta=theta, factor=factor if method != "default" else None, original_context=original,
+        rotary_dim=rotary, partial_rotary_factor=rotary / head_dim if rotary and head_dim else 1.0,
+        attention_factor=json_number(values.get(G.ROPE_SCALING_ATTN_FACTOR)), layers=layers, **common,
+    )
+
+
+def _method(scaling_type: Any, factor: float | None, tensors: dict[str, int]) -> str:
+    """The transformers name of what llama.cpp will run."""
+    if G.ROPE_FACTORS_LONG in tensors or scaling_type == "longrope":
+        return "longrope"
+    if scaling_type in (None, "linear"):  # absent reads as linear, a no-op without a factor
+        if factor and factor != 1:
+            return "linear"
+        return "llama3" if G.ROPE_FREQS in tensors else "default"
+    if scaling_type == "none":
+        return "llama3" if G.ROPE_FREQS in tensors else "default"
+    return str(scaling_type)  # "yarn", or a string llama.cpp refuses (RD402)
+
+
+def _elements(shape: tuple[int, ...]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
