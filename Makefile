@@ -15,7 +15,9 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# torch first and pinned: the CPU build of 2.13.0 lies on local disk; an unpinned one pulls CUDA.
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(STAMP_RUN)
 

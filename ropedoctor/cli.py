@@ -73,6 +73,67 @@ def check(
     raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict, revision))
 
 
+class MethodChoice(str, Enum):
+    linear = "linear"
+    dynamic = "dynamic"
+    yarn = "yarn"
+    ntk = "ntk"
+
+
+class StyleChoice(str, Enum):
+    keep = "keep"
+    v4 = "v4"
+    v5 = "v5"
+    both = "both"
+
+
+class MaxPositionsChoice(str, Enum):
+    auto = "auto"
+    keep = "keep"
+    extend = "extend"
+
+
+@app.command()
+def fix(
+    path: Annotated[str, typer.Argument(help="A model folder, config.json or .gguf (default: .).")] = ".",
+    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length.")] = None,
+    method: Annotated[MethodChoice | None, typer.Option(
+        "--type", help="linear (PI), dynamic (NTK), yarn, or ntk (a static NTK-aware base, no scaling block).")] = None,
+    factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Scaling factor.")] = None,
+    original: Annotated[int | None, typer.Option("--original", min=1, help="Trained (pre-scaling) length.")] = None,
+    max_positions: Annotated[MaxPositionsChoice, typer.Option(
+        "--max-position-embeddings",
+        help="extend: set it to factor x original (default for yarn); keep: leave it.")] = MaxPositionsChoice.auto,
+    style: Annotated[StyleChoice, typer.Option(
+        "--style", help="config.json layout: keep, v4 (rope_scaling), v5 (rope_parameters), both.")] = StyleChoice.keep,
+    out: Annotated[str | None, typer.Option("--out", help="Write the result here instead of in place.")] = None,
+    in_place: Annotated[bool, typer.Option("--in-place", help="Rewrite the file itself (the default).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
+    no_backup: Annotated[bool, typer.Option("--no-backup", help="Keep no .bak of the original.")] = False,
+    follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Write through a symlink.")] = False,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+) -> None:
+    """Write corrected RoPE settings into a config.json or GGUF, planned for a target length.
+
+    Example: ropedoctor fix --factor 2 --type dynamic      (in a model folder)
+    Example: ropedoctor fix models/qwen2.5-7b --ctx 131072 --style both --dry-run
+    """
+    from ropedoctor.commands import run_fix
+    from ropedoctor.fix_options import FixOptions
+    from ropedoctor.plan import Target as PlanTarget
+
+    if sum((bool(out), in_place, dry_run)) > 1:
+        _fail(InputError("fix", "choose one of --out, --in-place, --dry-run"))
+    mode = "dry-run" if dry_run else "out" if out else "in-place"
+    options = FixOptions(
+        target=PlanTarget(ctx=ctx, method=method.value if method else None, factor=factor, original=original,
+                          max_positions=max_positions.value),
+        style=style.value, mode=mode, out=out, backup=not no_backup, follow_symlinks=follow_symlinks,
+        output=output.value,
+    )
+    raise typer.Exit(run_fix(path, options))
+
+
 @app.command()
 def compare(
     a: Annotated[str, typer.Argument(help="The reference: a config.json, a model folder, a GGUF or a hub id.")],

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ropedoctor.errors import InputError
+
+if TYPE_CHECKING:
+    from ropedoctor.fix_options import FixOptions
 
 
 def run_check(paths: list[str], ctx: int | None, output: str, strict: bool, revision: str | None = None) -> int:
@@ -113,3 +116,26 @@ def run_scan(root: str | None, hf_cache: bool, output: str) -> int:
     else:
         emit(report.scan_lines(rows, doc["summary"]))
     return 1 if doc["summary"]["error"] or doc["summary"]["unreadable"] else 0
+
+
+def run_fix(path: str, options: FixOptions) -> int:
+    """Plan the change, write it (or show it), and re-check the result."""
+    from ropedoctor.fix import FixError, fix_path
+    from ropedoctor.terminal import emit
+
+    try:
+        outcome = fix_path(path, options)
+    except InputError as error:
+        print(error.line, file=sys.stderr)
+        return 2
+    except FixError as error:
+        if options.output == "json":
+            print(json.dumps(error.report, indent=2))
+        else:
+            emit(error.lines)
+        return 1
+    if options.output == "json":
+        print(json.dumps(outcome.report, indent=2))
+    else:
+        emit(outcome.lines)
+    return 0

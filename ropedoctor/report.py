@@ -8,7 +8,7 @@ from typing import Any
 
 from ropedoctor import __version__
 from ropedoctor.check import CheckResult
-from ropedoctor.rules.registry import SEVERITIES, Rule
+from ropedoctor.rules.registry import SEVERITIES, Finding, Rule
 from ropedoctor.spec import RopeSpec
 from ropedoctor.terminal import Line
 
@@ -29,11 +29,15 @@ def rope_json(spec: RopeSpec) -> dict[str, Any]:
     return out
 
 
+def finding_json(finding: Finding) -> dict[str, Any]:
+    return asdict(finding)
+
+
 def result_json(result: CheckResult) -> dict[str, Any]:
     spec = result.spec
     out: dict[str, Any] = {
         "source": spec.source, "format": spec.format, "model_type": spec.model_type, "rope": rope_json(spec),
-        "findings": [asdict(f) for f in result.findings],
+        "findings": [finding_json(f) for f in result.findings],
     }
     if result.bytes_fetched is not None:
         out["bytes_fetched"] = result.bytes_fetched

@@ -7,6 +7,11 @@ Plain Python (``math``), so ``check`` stays free of numpy. Formulas follow trans
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ropedoctor.spec import RopeSpec
 
 
 def ntk_scaled_base(theta: float, factor: float, rotary_dim: int) -> float:
@@ -52,3 +57,134 @@ def smallest_factor(target: int, original: int) -> float:
         return 1.0
     step = 0.5 if raw < 4 else 1.0
     return math.ceil(raw / step - 1e-9) * step
+
+
+# --- inverse frequencies (transformers 5.23 ROPE_INIT_FUNCTIONS, in plain Python) -------------------------
+def default_inv_freq(theta: float, rotary_dim: int) -> list[float]:
+    """theta_i = b^(-2i/d) for i < ceil(d/2) (torch.arange(0, d, 2) / d)."""
+    return [1.0 / theta ** (i / rotary_dim) for i in range(0, rotary_dim, 2)]
+
+
+def linear_inv_freq(theta: float, rotary_dim: int, factor: float) -> list[float]:
+    return [f / factor for f in default_inv_freq(theta, rotary_dim)]
+
+
+def dynamic_base(theta: float, rotary_dim: int, factor: float, seq_len: int, max_positions: int) -> float:
+    """Dynamic NTK: b' = b (s L / L_max - (s - 1))^(d/(d-2)) with L = max(seq_len, L_max)."""
+    length = max(seq_len, max_positions)
+    return float(theta * (factor * length / max_positions - (factor - 1)) ** (rotary_dim / (rotary_dim - 2)))
+
+
+def dynamic_inv_freq(theta: float, rotary_dim: int, factor: float, seq_len: int, max_positions: int) -> list[float]:
+    return default_inv_freq(dynamic_base(theta, rotary_dim, factor, seq_len, max_positions), rotary_dim)
+
+
+def yarn_correction_range(theta: float, rotary_dim: int, original: int, beta_fast: float = 32.0,
+                          beta_slow: float = 1.0, truncate: bool = True) -> tuple[float, float]:
+    """The dimension range of YaRN's ramp (find_correction_range), clamped to [0, d - 1]."""
+
+    def dim(rotations: float) -> float:
+        return rotary_dim * math.log(original / (rotations * 2 * math.pi)) / (2 * math.log(theta))
+
+    low, high = dim(beta_fast), dim(beta_slow)
+    if truncate:
+        low, high = math.floor(low), math.ceil(high)
+    return max(low, 0), min(high, rotary_dim - 1)
+
+
+def yarn_inv_freq(theta: float, rotary_dim: int, factor: float, original: int, beta_fast: float = 32.0,
+                  beta_slow: float = 1.0, truncate: bool = True) -> list[float]:
+    """Interpolated (divided by s) above the ramp, extrapolated (kept) below it, linear in between."""
+    low, high = yarn_correction_range(theta, rotary_dim, original, beta_fast, beta_slow, truncate)
+    if low == high:
+        high += 0.001
+    out = []
+    for i, freq in enumerate(default_inv_freq(theta, rotary_dim)):
+        ramp = min(max((i - low) / (high - low), 0.0), 1.0)  # 1 = interpolate
+        out.append(freq * (1 - ramp) + freq / factor * ramp)
+    return out
+
+
+def llama3_inv_freq(theta: float, rotary_dim: int, factor: float, original: int, low_freq_factor: float,
+                    high_freq_factor: float) -> list[float]:
+    """Llama 3.1: wavelengths above original/low divided by s, below original/high kept, smooth between."""
+    low_wavelen, high_wavelen = original / low_freq_factor, original / high_freq_factor
+    out = []
+    for freq in default_inv_freq(theta, rotary_dim):
+        wavelen = 2 * math.pi / freq
+        if wavelen < high_wavelen:
+            out.append(freq)
+        elif wavelen > low_wavelen:
+            out.append(freq / factor)
+        else:
+            smooth = (original / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor)
+            out.append((1 - smooth) * freq / factor + smooth * freq)
+    return out
+
+
+def longrope_inv_freq(theta: float, rotary_dim: int, factors: list[float]) -> list[float]:
+    return [f / ext for f, ext in zip(default_inv_freq(theta, rotary_dim), factors, strict=True)]
+
+
+def longrope_attention_factor(factor: float, original: int) -> float:
+    return 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(original))
+
+
+def spec_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list[float], float]:
+    """(inverse frequencies, attention factor) transformers 5 computes for a spec at ``seq_len`` tokens."""
+    if spec.theta is None or not spec.rotary_dim:
+        raise ValueError(f"{spec.source}: no base or rotary dimension")
+    return INV_FREQ[spec.method](spec, seq_len)
+
+
+def _factor(spec: RopeSpec) -> float:
+    return spec.factor if spec.factor is not None else 1.0
+
+
+def _original(spec: RopeSpec) -> int:
+    original = spec.original_context or spec.context
+    if original is None:
+        raise ValueError(f"{spec.source}: no original length")
+    return original
+
+
+def _default(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    return default_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0), 1.0
+
+
+def _linear(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    return linear_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, _factor(spec)), 1.0
+
+
+def _dynamic(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    max_positions = spec.context or _original(spec)  # transformers keys dynamic NTK to max_position_embeddings
+    return dynamic_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, _factor(spec), seq_len or max_positions,
+                            max_positions), 1.0
+
+
+def _yarn(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    factor = _factor(spec)
+    freqs = yarn_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, factor, _original(spec), spec.beta_fast or 32.0,
+                          spec.beta_slow or 1.0, spec.truncate is not False)
+    return freqs, yarn_attention_factor(factor, spec.attention_factor, spec.mscale, spec.mscale_all_dim)
+
+
+def _llama3(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    return llama3_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, _factor(spec), _original(spec),
+                           spec.low_freq_factor or 1.0, spec.high_freq_factor or 4.0), 1.0
+
+
+def _longrope(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    original = _original(spec)
+    long = seq_len is not None and seq_len > original
+    factors = (spec.long_factor if long else spec.short_factor) or []
+    attention = spec.attention_factor if spec.attention_factor is not None else \
+        longrope_attention_factor(_factor(spec), original)
+    return longrope_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, factors), attention
+
+
+# method -> function, as transformers' ROPE_INIT_FUNCTIONS.
+INV_FREQ: dict[str, Callable[[RopeSpec, int | None], tuple[list[float], float]]] = {
+    "default": _default, "linear": _linear, "dynamic": _dynamic, "yarn": _yarn, "llama3": _llama3,
+    "longrope": _longrope,
+}

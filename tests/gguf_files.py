@@ -27,8 +27,8 @@ def write_gguf(path: Path, arch: str, kv: dict[str, tuple[Any, gguf.GGUFValueTyp
     return path
 
 
-def llama_kv(context: int = 8192, head_count: int = 32, width: int = 4096, **extra: tuple[Any, Any]
-             ) -> dict[str, tuple[Any, gguf.GGUFValueType]]:
+def llama_kv(context: int = 8192, head_count: int = 32, width: int = 4096,
+             extra: dict[str, tuple[Any, gguf.GGUFValueType]] | None = None) -> dict[str, tuple[Any, gguf.GGUFValueType]]:
     """The shape keys of a Llama-architecture model, plus `extra` ({arch}-templated keys)."""
     kv: dict[str, tuple[Any, gguf.GGUFValueType]] = {
         "{arch}.context_length": (context, VT.UINT32),
@@ -36,5 +36,5 @@ def llama_kv(context: int = 8192, head_count: int = 32, width: int = 4096, **ext
         "{arch}.attention.head_count": (head_count, VT.UINT32),
         "{arch}.rope.dimension_count": (width // head_count, VT.UINT32),
     }
-    kv.update(extra)
+    kv.update(extra or {})
     return kv

@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from gguf_files import VT, llama_kv, write_gguf
-
 from conftest import FIXTURES, invoke, write_config
+from gguf_files import VT, llama_kv, write_gguf
 
 
 def check_json(*args: str) -> tuple[int, dict[str, Any]]:
@@ -23,7 +22,7 @@ def codes(doc: dict[str, Any], index: int = 0) -> list[str]:
 
 def test_llama3_gguf_reads_as_llama3(tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "llama31.gguf", "llama",
-                      llama_kv(131072, **{"{arch}.rope.freq_base": (500000.0, VT.FLOAT32)}),
+                      llama_kv(131072, extra={"{arch}.rope.freq_base": (500000.0, VT.FLOAT32)}),
                       {"rope_freqs.weight": 64, "token_embd.weight": 32})
     code, doc = check_json(str(path))
     assert code == 0
@@ -34,7 +33,7 @@ def test_llama3_gguf_reads_as_llama3(tmp_path: Path) -> None:
 
 
 def test_qwen_yarn_with_short_context_is_capped(tmp_path: Path) -> None:
-    path = write_gguf(tmp_path / "qwen.gguf", "qwen2", llama_kv(32768, 28, 3584, **{
+    path = write_gguf(tmp_path / "qwen.gguf", "qwen2", llama_kv(32768, 28, 3584, extra={
         "{arch}.rope.freq_base": (1e6, VT.FLOAT32), "{arch}.rope.scaling.type": ("yarn", VT.STRING),
         "{arch}.rope.scaling.factor": (4.0, VT.FLOAT32),
         "{arch}.rope.scaling.original_context_length": (32768, VT.UINT32)}))
@@ -59,11 +58,11 @@ def test_wrong_types_and_unknown_scaling_type(tmp_path: Path) -> None:
 
 
 def test_yarn_without_original_and_factor_without_type(tmp_path: Path) -> None:
-    yarn = write_gguf(tmp_path / "yarn.gguf", "llama", llama_kv(16384, **{
+    yarn = write_gguf(tmp_path / "yarn.gguf", "llama", llama_kv(16384, extra={
         "{arch}.rope.scaling.type": ("yarn", VT.STRING), "{arch}.rope.scaling.factor": (4.0, VT.FLOAT32)}))
-    untyped = write_gguf(tmp_path / "untyped.gguf", "llama", llama_kv(16384, **{
+    untyped = write_gguf(tmp_path / "untyped.gguf", "llama", llama_kv(16384, extra={
         "{arch}.rope.scaling.factor": (4.0, VT.FLOAT32)}))
-    none_typed = write_gguf(tmp_path / "none.gguf", "llama", llama_kv(16384, **{
+    none_typed = write_gguf(tmp_path / "none.gguf", "llama", llama_kv(16384, extra={
         "{arch}.rope.scaling.type": ("none", VT.STRING), "{arch}.rope.scaling.factor": (4.0, VT.FLOAT32)}))
     _, doc = check_json(str(yarn), str(untyped), str(none_typed))
     assert "RD404" in codes(doc, 0)
@@ -73,7 +72,7 @@ def test_yarn_without_original_and_factor_without_type(tmp_path: Path) -> None:
 
 def test_tensor_lengths_and_rotary_dim(tmp_path: Path) -> None:
     short = write_gguf(tmp_path / "freqs.gguf", "llama", llama_kv(), {"rope_freqs.weight": 60})
-    partial = write_gguf(tmp_path / "nrot.gguf", "llama", llama_kv(**{"{arch}.rope.dimension_count": (64, VT.UINT32)}))
+    partial = write_gguf(tmp_path / "nrot.gguf", "llama", llama_kv(extra={"{arch}.rope.dimension_count": (64, VT.UINT32)}))
     _, doc = check_json(str(short), str(partial))
     assert "RD406" in codes(doc, 0)
     assert "RD407" in codes(doc, 1)
@@ -87,9 +86,9 @@ def test_missing_freq_base_on_a_family_that_does_not_use_10000(tmp_path: Path) -
 
 
 def test_absolute_and_embedding_models_with_ctx(tmp_path: Path) -> None:
-    bert = write_gguf(tmp_path / "bert.gguf", "bert", llama_kv(512, 12, 768, **{
+    bert = write_gguf(tmp_path / "bert.gguf", "bert", llama_kv(512, 12, 768, extra={
         "{arch}.attention.causal": (False, VT.BOOL)}), {"position_embd.weight": 512 * 768})
-    nomic = write_gguf(tmp_path / "nomic.gguf", "nomic-bert", llama_kv(2048, 12, 768, **{
+    nomic = write_gguf(tmp_path / "nomic.gguf", "nomic-bert", llama_kv(2048, 12, 768, extra={
         "{arch}.attention.causal": (False, VT.BOOL), "{arch}.rope.freq_base": (1000.0, VT.FLOAT32)}))
     result = invoke("check", str(bert), str(nomic), "--ctx", "8192", "--format", "json")
     doc = json.loads(result.stdout)
@@ -106,7 +105,7 @@ def _config_and_gguf(tmp_path: Path, config: dict[str, Any], kv: dict[str, Any],
 
 def test_folder_with_config_and_gguf_compares_them(tmp_path: Path) -> None:
     config = json.loads((FIXTURES / "internlm2.5-7b-chat" / "config.json").read_text())
-    folder = _config_and_gguf(tmp_path, config, llama_kv(32768, 32, 4096, **{
+    folder = _config_and_gguf(tmp_path, config, llama_kv(32768, 32, 4096, extra={
         "{arch}.rope.freq_base": (1e6, VT.FLOAT32)}), "internlm2")
     code, doc = check_json(str(folder))
     assert [r["format"] for r in doc["results"]] == ["hf-config", "gguf"]
@@ -130,7 +129,7 @@ def test_compare_reports_theta_lost_by_conversion(tmp_path: Path) -> None:
 
 def test_nomic_conversion_length(tmp_path: Path) -> None:
     config = json.loads((FIXTURES / "nomic-embed-text-v1.5" / "config.json").read_text())
-    folder = _config_and_gguf(tmp_path, config, llama_kv(2048, 12, 768, **{
+    folder = _config_and_gguf(tmp_path, config, llama_kv(2048, 12, 768, extra={
         "{arch}.attention.causal": (False, VT.BOOL), "{arch}.rope.freq_base": (1000.0, VT.FLOAT32)}), "nomic-bert")
     _, doc = check_json(str(folder))
     [length] = [f for f in doc["results"][1]["findings"] if f["code"] == "RD504"]
@@ -138,7 +137,7 @@ def test_nomic_conversion_length(tmp_path: Path) -> None:
 
 
 def test_split_shards(tmp_path: Path) -> None:
-    first = write_gguf(tmp_path / "m-00001-of-00002.gguf", "llama", llama_kv(**{
+    first = write_gguf(tmp_path / "m-00001-of-00002.gguf", "llama", llama_kv(extra={
         "split.no": (0, VT.UINT16), "split.count": (2, VT.UINT16)}))
     result = invoke("check", str(first))
     assert result.exit_code == 2 and "m-00002-of-00002.gguf" in result.stderr
@@ -182,7 +181,7 @@ def test_scan_reports_every_model(tmp_path: Path) -> None:
 def test_conversion_that_changed_the_method(tmp_path: Path) -> None:
     """An old converter wrote YaRN as linear: RD502."""
     config = json.loads((FIXTURES / "broken" / "qwen2.5-yarn-snippet" / "config.json").read_text())
-    folder = _config_and_gguf(tmp_path, config, llama_kv(32768, 28, 3584, **{
+    folder = _config_and_gguf(tmp_path, config, llama_kv(32768, 28, 3584, extra={
         "{arch}.rope.freq_base": (1e6, VT.FLOAT32), "{arch}.rope.scaling.type": ("linear", VT.STRING),
         "{arch}.rope.scaling.factor": (4.0, VT.FLOAT32)}), "qwen2")
     _, doc = check_json(str(folder))

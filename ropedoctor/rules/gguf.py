@@ -215,10 +215,10 @@ def gguf_rotary_dim_mismatch(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     """
     layout = _layout(spec)
     arch = GGUF_ARCHS.get(layout.arch, GgufArch()) if layout else None
-    if layout and arch and arch.rotary_must_equal_head and spec.rotary_dim and spec.head_dim:
-        if G.ROPE_DIMENSION_COUNT in layout.values and spec.rotary_dim != spec.head_dim:
-            yield Hit(f"rope.dimension_count {spec.rotary_dim} differs from the head size {spec.head_dim}; "
-                      f"llama.cpp stops with 'invalid n_rot'", layout.key(G.ROPE_DIMENSION_COUNT))
+    stored = layout is not None and G.ROPE_DIMENSION_COUNT in layout.values
+    if layout and arch and arch.rotary_must_equal_head and stored and spec.rotary_dim != spec.head_dim:
+        yield Hit(f"rope.dimension_count {spec.rotary_dim} differs from the head size {spec.head_dim}; "
+                  f"llama.cpp stops with 'invalid n_rot'", layout.key(G.ROPE_DIMENSION_COUNT))
 
 
 @rule("RD408", "gguf-freq-base-missing", "warning")

@@ -30,7 +30,7 @@ class Loaded:
 def is_later_shard(path: Path) -> bool:
     """`name-00002-of-00003.gguf` and later: their metadata lives in shard 1."""
     match = _LATER_SHARD.search(path.name)
-    return bool(match) and int(match.group(1)) > 1
+    return match is not None and int(match.group(1)) > 1
 
 
 def resolve(path: str) -> list[Path]:
@@ -73,9 +73,10 @@ def load_remote(path: str, revision: str | None = None) -> Loaded:
     if ref is None:
         raise InputError(path, "no such file or directory")
     if ref.filename is None or not ref.filename.endswith(GGUF_SUFFIX):
-        from ropedoctor.sources.hf_config import read_hf_config
+        from ropedoctor.sources.hf_config import spec_from_config
+        from ropedoctor.sources.json_file import read_json_object
 
-        return Loaded(read_hf_config(hub.fetch_config(ref)))
+        return Loaded(spec_from_config(read_json_object(hub.fetch_config(ref)), ref.source))
     from ropedoctor.sources.gguf_header import read_header
     from ropedoctor.sources.gguf_source import spec_from_header
 

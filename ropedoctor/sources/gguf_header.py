@@ -28,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import repeat
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, Protocol
 
 from ropedoctor.errors import InputError
 
@@ -217,6 +217,12 @@ class GGUFHeader:
 Materialise = Callable[[str, int, int], bool]
 
 
+class ByteStream(Protocol):
+    """All read_header needs of a stream (a file opened "rb", or the hub's range reader)."""
+
+    def read(self, size: int, /) -> bytes: ...
+
+
 def default_materialise(key: str, array_type: int, length: int) -> bool:
     """Arrays read into lists by default: short ones outside the tokenizer."""
     return length <= MATERIALISE_MAX_LENGTH and not key.startswith("tokenizer.")
@@ -230,7 +236,7 @@ def _show(text: str) -> str:
 class _Reader:
     """A forward-only window on ``stream``: ``buf[pos:]`` holds the bytes from absolute ``base + pos``."""
 
-    def __init__(self, stream: BinaryIO | None, source: str, file_size: int | None,
+    def __init__(self, stream: ByteStream | None, source: str, file_size: int | None,
                  whole: mmap.mmap | None = None) -> None:
         self.stream = stream  # None when ``whole`` maps the whole file
         self.source = source
@@ -357,7 +363,7 @@ class _Reader:
         """Walk past ``count`` strings: only their length prefixes are looked at.
 
         This loop is the cost of reading a header with a 150k-token vocabulary (~50 ns a string).
-        In the file's byte order is the host's, a length is read from one of eight u64 views of the
+        When the file's byte order is the host's, a length is read from one of eight u64 views of the
         buffer (one per offset modulo 8), which beats ``Struct.unpack_from`` by some 10%.
         """
         while count:
@@ -503,7 +509,7 @@ class _Parser:
         return TensorInfo(name, shape, ggml_type, offset)
 
 
-def read_header(stream: BinaryIO, source: str, *, file_size: int | None = None,
+def read_header(stream: ByteStream, source: str, *, file_size: int | None = None,
                 materialise: Materialise | None = None) -> GGUFHeader:
     """The header of the GGUF file that ``stream`` reads from its first byte.
 

@@ -1,0 +1,1 @@
+"""Writers: planned RoPE settings back into config.json files and GGUF metadata."""

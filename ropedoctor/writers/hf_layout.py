@@ -1,0 +1,155 @@
+"""A planned RopeSpec back into config.json keys, in the layout (style) the user wants.
+
+Styles: ``v4`` (top-level ``rope_theta`` + ``rope_scaling`` with ``rope_type``), ``v5``
+(``rope_parameters`` with ``rope_theta`` inside), ``both`` (v4 and v5 keys agreeing, read the same
+way by transformers 4.4x and 5.x), ``keep`` (whatever the file uses now). A legacy ``type`` is
+never written alone: when the file has one it is rewritten to agree with ``rope_type``. Phi-3's
+transformers 4.x validator accepts exactly ``{type, short_factor, long_factor}``, so a v4 Phi-3
+block keeps that shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from ropedoctor import hf_keys as K
+from ropedoctor.errors import InputError
+from ropedoctor.families import family_of
+from ropedoctor.plan import Plan
+from ropedoctor.spec import RopeSpec
+from ropedoctor.writers.hf_config import DELETE, Change
+
+Style = Literal["keep", "v4", "v5", "both"]
+STYLES: tuple[Style, ...] = ("keep", "v4", "v5", "both")
+# A linear file whose max_position_embeddings / factor is at least this reads as already
+# extended (sources/hf_config.py); the fix then names the trained length explicitly.
+_MIN_PLAUSIBLE_TRAINED_LENGTH = 2048
+_WRITABLE_REMOTE = ("internlm2", "baichuan", "minicpm")
+
+
+def file_style(text: dict[str, Any]) -> Style:
+    """The layout a (text) config uses now."""
+    v4 = text.get(K.ROPE_SCALING) is not None or K.ROPE_THETA in text
+    v5 = isinstance(text.get(K.ROPE_PARAMETERS), dict)
+    return "both" if v4 and v5 else "v5" if v5 else "v4"
+
+
+def _block(spec: RopeSpec) -> dict[str, Any] | None:
+    """The scaling block of a spec, transformers' keys only (None when unscaled)."""
+    if spec.method in ("default", "none"):
+        return None
+    block: dict[str, Any] = {K.ROPE_TYPE: spec.method}
+    if spec.factor is not None and not (spec.method == "longrope" and spec.hf and K.FACTOR not in
+                                        (spec.hf.raw_block or {})):
+        block[K.FACTOR] = float(spec.factor)
+    optional = {
+        K.ORIGINAL_MAX_POSITIONS: spec.original_context if spec.method in ("yarn", "llama3") else None,
+        K.LOW_FREQ_FACTOR: spec.low_freq_factor, K.HIGH_FREQ_FACTOR: spec.high_freq_factor,
+        K.ATTENTION_FACTOR: spec.attention_factor, K.BETA_FAST: spec.beta_fast, K.BETA_SLOW: spec.beta_slow,
+        K.MSCALE: spec.mscale, K.MSCALE_ALL_DIM: spec.mscale_all_dim, K.TRUNCATE: spec.truncate,
+        K.SHORT_FACTOR: spec.short_factor, K.LONG_FACTOR: spec.long_factor,
+    }
+    block.update({key: value for key, value in optional.items() if value is not None})
+    return block
+
+
+def _v4_block(block: dict[str, Any] | None, raw: dict[str, Any] | None, model_type: str | None) -> Any:
+    """The rope_scaling value for transformers 4.x (None = null)."""
+    if block is None:
+        return None
+    if model_type == "phi3":  # exactly three keys, legacy name
+        return {K.LEGACY_TYPE: block[K.ROPE_TYPE], K.SHORT_FACTOR: block.get(K.SHORT_FACTOR),
+                K.LONG_FACTOR: block.get(K.LONG_FACTOR)}
+    if raw is not None and K.LEGACY_TYPE in raw:
+        return {K.LEGACY_TYPE: block[K.ROPE_TYPE], **block}  # keep the legacy key, agreeing
+    return block
+
+
+def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
+    """The key edits that turn the planned-from file into the plan's result."""
+    before, after = plan.before, plan.after
+    layout = before.hf
+    if layout is None:
+        raise InputError(before.source, "not a config.json")
+    family = family_of(after.model_type)
+    if family.remote_code and after.model_type not in _WRITABLE_REMOTE:
+        raise InputError(before.source, f"{after.model_type} keeps its RoPE in remote-code keys ropedoctor does not "
+                                        f"write; use `ropedoctor flags` for the runtime instead")
+    text = layout.text
+    prefix: tuple[str, ...] = (K.TEXT_CONFIG,) if layout.prefix else ()
+    wanted: dict[str, Any] = {}  # top-level key of the text config -> value (DELETE to remove)
+
+    if after.context != before.context and after.context is not None:
+        context_key = before.where("context", K.MAX_POSITIONS).removeprefix(layout.prefix)
+        wanted[context_key] = after.context
+    if after.model_type == "nomic_bert":  # NomicBert's own dynamic NTK switch
+        if after.method == "dynamic":
+            wanted[K.ROTARY_SCALING_FACTOR] = float(after.factor or 1)
+        elif after.method != before.method:
+            raise InputError(before.source, "NomicBert scales with its rotary_scaling_factor (dynamic NTK); "
+                                            "use --type dynamic or --type ntk")
+        return _changes(text, prefix, wanted)
+    if after.method == "linear" and after.factor and after.context and after.original_context == after.context \
+            and after.context / after.factor >= _MIN_PLAUSIBLE_TRAINED_LENGTH and not family.top_level_original:
+        wanted[K.ORIGINAL_MAX_POSITIONS] = after.original_context  # says max_position_embeddings is the trained length
+
+    chosen = file_style(text) if style == "keep" else style
+    if family.top_level_original and after.method not in ("longrope", "default") and chosen in ("v4", "both"):
+        raise InputError(before.source, f"transformers 4.x reads Phi-3 scaling only as longrope; {after.method} "
+                                        f"needs --style v5")
+    block = _block(after)
+    theta_key = family.theta_keys[0] if family.theta_keys != (K.ROPE_RATIO,) else K.ROPE_THETA
+    if family.layer_labels:
+        _layered(text, block, after, chosen, wanted)
+        return _changes(text, prefix, wanted)
+    raw = layout.raw_block
+    if chosen in ("v4", "both"):
+        if after.theta is not None and (after.theta != before.theta or theta_key not in text):
+            wanted[theta_key] = after.theta
+        scaling = _v4_block(block, raw, after.model_type)
+        if scaling is not None or text.get(K.ROPE_SCALING) is not None:
+            wanted[K.ROPE_SCALING] = scaling
+    if chosen == "v4" and K.ROPE_PARAMETERS in text:
+        wanted[K.ROPE_PARAMETERS] = DELETE
+    if chosen in ("v5", "both"):
+        parameters = dict(block or {K.ROPE_TYPE: "default"})
+        parameters[K.ROPE_THETA] = after.theta
+        old = text.get(K.ROPE_PARAMETERS)
+        if isinstance(old, dict) and K.PARTIAL_ROTARY_FACTOR in old:
+            parameters[K.PARTIAL_ROTARY_FACTOR] = old[K.PARTIAL_ROTARY_FACTOR]
+        wanted[K.ROPE_PARAMETERS] = parameters
+    if chosen == "v5":
+        for key in (K.ROPE_SCALING, theta_key):
+            if key in text:
+                wanted[key] = DELETE
+    return _changes(text, prefix, wanted)
+
+
+def _layered(text: dict[str, Any], block: dict[str, Any] | None, after: RopeSpec, style: Style,
+             wanted: dict[str, Any]) -> None:
+    """Gemma-3 / ModernBERT: the scaling belongs to the full-attention layers."""
+    if style in ("v4", "both") and (block is not None or text.get(K.ROPE_SCALING) is not None):
+        wanted[K.ROPE_SCALING] = block
+    if style in ("v5", "both"):
+        old = text.get(K.ROPE_PARAMETERS)
+        nested = {k: dict(v) for k, v in old.items() if isinstance(v, dict)} if isinstance(old, dict) else {}
+        full = dict(block or {K.ROPE_TYPE: "default"})
+        full[K.ROPE_THETA] = after.theta
+        nested[K.FULL_ATTENTION] = full
+        local = after.layers.get(K.SLIDING_ATTENTION)
+        nested.setdefault(K.SLIDING_ATTENTION, {K.ROPE_TYPE: "default", K.ROPE_THETA: local.theta if local else None})
+        wanted[K.ROPE_PARAMETERS] = nested
+    if style == "v5" and K.ROPE_SCALING in text:
+        wanted[K.ROPE_SCALING] = DELETE
+
+
+def _changes(text: dict[str, Any], prefix: tuple[str, ...], wanted: dict[str, Any]) -> list[Change]:
+    """Only the keys whose value really changes."""
+    changes = []
+    for key, value in wanted.items():
+        if value is DELETE:
+            if key in text:
+                changes.append(Change((*prefix, key), DELETE))
+        elif key not in text or text[key] != value or type(text[key]) is not type(value):
+            changes.append(Change((*prefix, key), value))
+    return changes
