@@ -24,6 +24,7 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 demo: $(STAMP_RUN)
 	-$(BIN)/ropedoctor check fixtures/qwen2.5-7b-instruct fixtures/broken/yarn-legacy-type-conflict
 	-$(BIN)/ropedoctor check fixtures/nomic-embed-text-v1.5 --ctx 8192
+	-$(BIN)/ropedoctor check fixtures/gguf/qwen2.5-7b-yarn-capped.gguf
 
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check ropedoctor tests bench tools

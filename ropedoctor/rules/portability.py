@@ -219,7 +219,7 @@ def max_positions_already_extended(spec: RopeSpec, target: Target) -> Iterator[H
     `max_position_embeddings` to the trained length (4096) so every runtime derives 32768.
     """
     by_design = spec.where("original_context").endswith(K.MAX_TRAINED_POSITIONS)  # NomicBert's own two lengths
-    if spec.looks_pre_extended() and spec.context and spec.factor and not by_design:
+    if spec.format == "hf-config" and spec.looks_pre_extended() and spec.context and spec.factor and not by_design:
         derived = int(spec.context * spec.factor)
         yield Hit(f"max_position_embeddings {spec.context} already looks extended ({spec.original_context} x "
                   f"{spec.factor:g}); vLLM and SGLang multiply again and allow {derived}",
@@ -248,7 +248,7 @@ def yarn_length_runtime_dependent(spec: RopeSpec, target: Target) -> Iterator[Hi
     Set `max_position_embeddings` to factor x original (131072), the layout every runtime
     reads the same way (`ropedoctor fix --max-position-embeddings extend`).
     """
-    scaled = spec.method == "yarn" and spec.factor is not None and spec.factor > 1
+    scaled = spec.format == "hf-config" and spec.method == "yarn" and spec.factor is not None and spec.factor > 1
     if scaled and spec.factor and spec.context is not None and spec.original_context == spec.context:
         yield Hit(f"max_position_embeddings {spec.context} equals the original length with factor "
                   f"{spec.factor:g}: vLLM serves {int(spec.context * spec.factor)}, llama-server and TGI "
@@ -276,7 +276,7 @@ def dynamic_ntk_portability(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     For llama.cpp, use the static equivalent `ropedoctor fix --type ntk` (a larger
     `rope_theta`) or YaRN; `ropedoctor flags` prints the nearest runtime flags.
     """
-    if spec.method == "dynamic":
+    if spec.method == "dynamic" and spec.format == "hf-config":
         yield Hit("dynamic NTK: static in vLLM, absent from GGUF/llama.cpp (runs unscaled there)",
                   spec.where("method", K.ROPE_SCALING))
 

@@ -36,6 +36,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from io import FileIO
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -482,7 +483,8 @@ def undo_in_place(path: Path, backup: Path) -> None:
     """Put back the bytes an ``edit_in_place`` overwrote, then delete ``backup``.
 
     Refused (InputError, nothing written) unless the file has the size recorded in the backup and
-    still holds every value the edit wrote. The file's modification time is restored too.
+    every patched value holds what the edit wrote (or, after an edit cut short, the old bytes
+    again). The file's modification time is restored too.
     """
     path, backup = Path(path), Path(backup)
     where = str(path)
@@ -493,8 +495,8 @@ def undo_in_place(path: Path, backup: Path) -> None:
             if info.st_size != size:
                 raise InputError(where, f"is {info.st_size} bytes but the backup {backup} is of a {size}-byte file; "
                                         f"not restoring")
-            for key, offset, _old, new in patches:
-                if _read_at(handle, offset, len(new)) != new:
+            for key, offset, old, new in patches:
+                if _read_at(handle, offset, len(new)) not in (new, old):
                     raise InputError(where, f"{key} at byte {offset} no longer holds the value the edit wrote; "
                                             f"not restoring")
             for _key, offset, old, _new in reversed(patches):
@@ -514,7 +516,7 @@ def undo_in_place(path: Path, backup: Path) -> None:
 class _Copier:
     """Writes the new file: bytes, and ranges of the source (copy_file_range, or a reused buffer)."""
 
-    def __init__(self, src: BinaryIO, dst: BinaryIO, chunk: int, total: int, progress: Progress | None) -> None:
+    def __init__(self, src: FileIO, dst: FileIO, chunk: int, total: int, progress: Progress | None) -> None:
         self.src, self.dst = src, dst
         self.chunk, self.total, self.progress = chunk, total, progress
         self.done = 0
@@ -558,7 +560,7 @@ class _Copier:
             self.buffer = bytearray(self.chunk)
         view = memoryview(self.buffer)[:want]
         self.src.seek(offset)
-        got = self.src.readinto(view)  # type: ignore[attr-defined]
+        got = self.src.readinto(view)
         if got:
             _write_all(self.dst, view[:got])
         return int(got or 0)
@@ -574,7 +576,7 @@ def _same(left: Any, right: Any) -> bool:
     if isinstance(left, float) and isinstance(right, float) and math.isnan(left) and math.isnan(right):
         return True
     if isinstance(left, list) and isinstance(right, list):
-        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right))
+        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
     return bool(left == right)
 
 
@@ -637,14 +639,14 @@ def _remove_stale_temps(out: Path) -> None:
             os.close(fd)
 
 
-def _create_temp(temp: Path) -> int:
-    """Create and lock the temp file (O_EXCL); retried while a concurrent cleaner races for the name."""
+def _create_temp(out: Path, temp: Path) -> int:
+    """Create and lock ``out``'s temp file (O_EXCL); retried while a concurrent cleaner races for the name."""
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     for _attempt in range(50):
         try:
             fd = os.open(temp, flags, 0o600)
-        except FileExistsError:
-            _remove_stale_temps(temp.with_name(temp.name.split(".tmp-")[0][1:]))
+        except FileExistsError:  # left by a dead process that had our pid
+            _remove_stale_temps(out)
             time.sleep(0.01)
             continue
         if _try_lock(fd) and _still_named(fd, temp):
@@ -654,7 +656,7 @@ def _create_temp(temp: Path) -> int:
     raise InputError(str(temp), "cannot create the temp file: the name stays taken")
 
 
-def _verify(new_path: Path, dst: BinaryIO, src: BinaryIO, header: GGUFHeader, prepared: Sequence[_Prepared],
+def _verify(new_path: Path, dst: FileIO, src: FileIO, header: GGUFHeader, prepared: Sequence[_Prepared],
             keys: list[str], data_offset: int, total: int) -> str | None:
     """What is wrong with the written file, or None."""
     try:
@@ -737,7 +739,7 @@ def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Pa
         _remove_stale_temps(out)
         temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
         try:
-            fd = _create_temp(temp)
+            fd = _create_temp(out, temp)
         except OSError as exc:
             raise InputError(target, f"cannot create {temp.name}: {_why(exc)}") from None
         placed = False
