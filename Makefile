@@ -4,6 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+# A second environment with transformers 4.57: fix's --style v4|both output must load there too.
+VENV_TF4 := .venv-tf4
+STAMP_TF4 := $(VENV_TF4)/.installed
 
 .PHONY: demo test lint typecheck pytest bench clean
 
@@ -26,13 +29,18 @@ demo: $(STAMP_RUN)
 	-$(BIN)/ropedoctor check fixtures/nomic-embed-text-v1.5 --ctx 8192
 	-$(BIN)/ropedoctor check fixtures/gguf/qwen2.5-7b-yarn-capped.gguf
 
+$(STAMP_TF4):
+	$(PYTHON) -m venv $(VENV_TF4)
+	$(VENV_TF4)/bin/python -m pip install -q transformers==4.57.6
+	touch $@
+
 lint: $(STAMP_TEST)
 	$(BIN)/ruff check ropedoctor tests bench tools
 
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-pytest: $(STAMP_TEST)
+pytest: $(STAMP_TEST) $(STAMP_TF4)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
@@ -41,4 +49,4 @@ bench: $(STAMP_TEST)
 	$(BIN)/python bench/startup.py
 
 clean:
-	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VENV_TF4) .mypy_cache .pytest_cache .ruff_cache

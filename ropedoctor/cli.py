@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from enum import Enum
-from typing import Annotated, NoReturn
+from typing import Annotated, Literal, NoReturn
 
 import typer
 
@@ -124,10 +124,10 @@ def fix(
 
     if sum((bool(out), in_place, dry_run)) > 1:
         _fail(InputError("fix", "choose one of --out, --in-place, --dry-run"))
-    mode = "dry-run" if dry_run else "out" if out else "in-place"
+    mode: Literal["dry-run", "out", "in-place"] = "dry-run" if dry_run else "out" if out else "in-place"
     options = FixOptions(
-        target=PlanTarget(ctx=ctx, method=method.value if method else None, factor=factor, original=original,
-                          max_positions=max_positions.value),
+        target=PlanTarget(ctx=ctx, method=method.value if method else None, factor=factor,
+                          original=original, max_positions=max_positions.value),
         style=style.value, mode=mode, out=out, backup=not no_backup, follow_symlinks=follow_symlinks,
         output=output.value,
     )

@@ -140,7 +140,7 @@ def _scaled(spec: RopeSpec, target: Target, method: PlanType, factor: float, ori
     )
     reasons = [why]
     if after.context != spec.context:
-        reasons.append(f"max_position_embeddings {spec.context} -> {after.context} "
+        reasons.append(f"declared length {spec.context} -> {after.context} "
                        f"({'factor x original' if extend else 'the trained length'})")
     return Plan(spec, after, reasons)
 
@@ -150,6 +150,6 @@ def _keep(spec: RopeSpec, target: Target, why: str) -> Plan:
         full = int(spec.original_context * spec.factor)
         if spec.context != full:
             after = replace(spec, context=full)
-            return Plan(spec, after, [why, f"max_position_embeddings {spec.context} -> {full} (factor x original, "
+            return Plan(spec, after, [why, f"declared length {spec.context} -> {full} (factor x original, "
                                            f"the layout every runtime reads alike)"])
     return Plan(spec, spec, [why])

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from gguf_files import VT, llama_kv, write_gguf  # noqa: E402
+from gguf_files import VT, llama_kv, write_gguf
 
 OUT = Path("fixtures/gguf")
 QWEN = {"{arch}.rope.freq_base": (1e6, VT.FLOAT32)}

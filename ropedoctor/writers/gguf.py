@@ -538,7 +538,8 @@ class _Copier:
         while length > 0:
             want = min(length, self.chunk)
             got = self._kernel_copy(offset, want) if self.kernel else None
-            if got is None:
+            if not got:  # not supported here, or 0 (some filesystems say 0 for "cannot"): ask read() to be sure
+                self.kernel = False
                 got = self._buffer_copy(offset, want)
             if got == 0:
                 raise _Truncated(offset)

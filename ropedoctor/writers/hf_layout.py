@@ -104,7 +104,8 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
         return _changes(text, prefix, wanted)
     raw = layout.raw_block
     if chosen in ("v4", "both"):
-        if after.theta is not None and (after.theta != before.theta or theta_key not in text):
+        implicit = theta_key not in text and after.theta == family.default_theta  # absent means the default
+        if after.theta is not None and (after.theta != before.theta or theta_key not in text) and not implicit:
             wanted[theta_key] = after.theta
         scaling = _v4_block(block, raw, after.model_type)
         if scaling is not None or text.get(K.ROPE_SCALING) is not None:
