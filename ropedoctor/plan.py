@@ -125,7 +125,9 @@ def _explicit(spec: RopeSpec, target: Target, original: int) -> Plan:
 def _scaled(spec: RopeSpec, target: Target, method: PlanType, factor: float, original: int, why: str) -> Plan:
     # dynamic NTK is keyed to max_position_embeddings (transformers, InternLM2): never extend it.
     # linear: most vendors keep the original there, and vLLM multiplies by the factor again.
-    extend = target.max_positions == "extend" or (target.max_positions == "auto" and method == "yarn")
+    # GGUF's context_length is llama-server's slot cap, so a GGUF extends it for linear scaling too.
+    extends_by_default = method == "yarn" or (method == "linear" and spec.format == "gguf")
+    extend = target.max_positions == "extend" or (target.max_positions == "auto" and extends_by_default)
     if method == "dynamic" and target.max_positions == "extend":
         raise InputError(spec.source, "dynamic NTK is keyed to max_position_embeddings; it must stay the trained "
                                       "length (--max-position-embeddings keep)")

@@ -39,6 +39,7 @@ EXPECTED: dict[str, tuple[str, float | None, float | None, int | None, int | Non
     "gpt2": ("none", None, None, None, 1024, None, ["RD001"]),
     "h2ogpt-oig-oasst1-256-6.9b": ("default", 1e4, None, 2048, 2048, 32, ["RD209"]),
     "internlm2.5-7b-chat": ("dynamic", 1e6, 2.0, 32768, 32768, 128, ["RD208"]),
+    "jina-embeddings-v2-base-code": ("none", None, None, None, None, None, ["RD001"]),
     "meta-llama-2-7b-hf": ("default", 1e4, None, 4096, 4096, 128, ["RD209"]),
     "meta-llama-2-7b-hf-tf5-converted": ("default", 1e4, None, 4096, 4096, 128, ["RD209"]),
     "meta-llama-3-8b": ("default", 5e5, None, 8192, 8192, 128, []),

@@ -12,12 +12,11 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import pytest
 import ropedoctor.writers.gguf as writer
 from ropedoctor.errors import InputError
 from ropedoctor.gguf_keys import ValueType
-from ropedoctor.sources.gguf_header import GGUFHeader, read_gguf
+from ropedoctor.sources.gguf_header import read_gguf
 from ropedoctor.writers.gguf import (
     KVChange,
     edit_in_place,
@@ -152,8 +151,12 @@ def expected_fields(before: Fields, changes: list[KVChange]) -> Fields:
             continue
         types = [change.type]
         value = change.value
-        if change.type == ValueType.ARRAY:
-            types.append(change.array_type if change.array_type is not None else int(VT.get_type(value[0])))
+        item_type = change.array_type
+        while change.type == ValueType.ARRAY:  # GGUFReader flattens arrays of arrays
+            types.append(item_type if item_type is not None else int(VT.get_type(value[0])))
+            if types[-1] != ValueType.ARRAY:
+                break
+            value, item_type = [x for inner in value for x in inner], None
         expected[change.key] = (types, value)
     return expected
 
@@ -269,7 +272,7 @@ def test_plan_edit(model: Path) -> None:
                                            [f"tok{i}_{'é' * (i % 7)}" for i in range(N_TOKENS)])],
     }
     for reason, changes in rewrites.items():
-        edit = plan_edit(header, [KVChange(CTX, ValueType.UINT32, 1), *changes])
+        edit = plan_edit(header, [KVChange("test.u8", ValueType.UINT8, 1), *changes])
         assert edit.mode == "rewrite"
         assert edit.reason is not None and reason in edit.reason, edit.reason
 
@@ -459,20 +462,25 @@ def test_rewrite_without_changes_copies(model: Path, tmp_path: Path) -> None:
     assert out.read_bytes() == model.read_bytes()  # gguf-py pads with zeros too
 
 
+def recorder(calls: list[tuple[int, int]]) -> Callable[[int, int], None]:
+    def progress(done: int, total: int) -> None:
+        calls.append((done, total))
+    return progress
+
+
 def test_rewrite_progress_and_small_chunks(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     for kernel in (True, False):
         monkeypatch.setattr(writer, "USE_COPY_FILE_RANGE", kernel)
         calls: list[tuple[int, int]] = []
         out = tmp_path / f"out-{kernel}.gguf"
         changes = REWRITES["everything"]
-        rewrite(model, read_gguf(model), changes, out, progress=lambda done, total: calls.append((done, total)),
-                chunk=4096)
+        rewrite(model, read_gguf(model), changes, out, progress=recorder(calls), chunk=4096)
         assert_edited(model, out, changes)
         total = out.stat().st_size
         assert calls[-1] == (total, total)
         assert all(t == total for _d, t in calls)
         assert [d for d, _t in calls] == sorted(d for d, _t in calls)
-        assert len(calls) > total // 4096
+        assert len(calls) >= total // 4096
 
 
 def test_rewrite_keeps_mode_and_follows_symlinks(model: Path, tmp_path: Path) -> None:
@@ -491,7 +499,7 @@ def test_rewrite_keeps_mode_and_follows_symlinks(model: Path, tmp_path: Path) ->
 def test_rewrite_refuses_alignment_changes(tmp_path: Path, endian: Any) -> None:
     source = make_gguf(tmp_path / "model.gguf", endian, alignment=64)
     for value in (32, 64, None):
-        with pytest.raises(ValueError, match="general.alignment"):
+        with pytest.raises(ValueError, match=r"general\.alignment"):
             rewrite(source, read_gguf(source), [KVChange("general.alignment", ValueType.UINT32, value)], source)
 
 
@@ -615,7 +623,7 @@ def test_sigkill_during_rewrite(crash_folder: tuple[Path, Path, Path]) -> None:
     assert reader.fields[CTX].contents() == 131072 and reader.fields[SCALING_TYPE].contents() == "yarn"
     del reader
     victim = folder / "model.gguf"
-    code = CHILD.format(changes=[(c.key, c.type, c.value) for c in CRASH_CHANGES])
+    code = CHILD.format(changes=[(c.key, int(c.type), c.value) for c in CRASH_CHANGES])
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
 
     def start() -> subprocess.Popen[str]:
@@ -655,18 +663,6 @@ def test_sigkill_during_rewrite(crash_folder: tuple[Path, Path, Path]) -> None:
         assert sha(victim) == new_hash
         assert [p.name for p in folder.iterdir()] == ["model.gguf"]
     assert outcomes["old"] >= 1, outcomes  # some kills did land mid-rewrite
-
-
-def test_sigkill_exit_status_is_a_kill(crash_folder: tuple[Path, Path, Path]) -> None:
-    """The harness itself: a killed child reports -SIGKILL (so the trials above really kill)."""
-    pristine, _expected, _folder = crash_folder
-    child = subprocess.Popen([sys.executable, "-c", "import time; print('go', flush=True); time.sleep(60)"],
-                             stdout=subprocess.PIPE, text=True)
-    assert child.stdout is not None and child.stdout.readline().strip() == "go"
-    child.kill()
-    assert child.wait(timeout=30) == -signal.SIGKILL
-    child.stdout.close()
-    assert pristine.exists()
 
 
 # --- bounded memory -----------------------------------------------------------------------------
@@ -738,7 +734,3 @@ def test_writer_imports_neither_numpy_nor_gguf() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
                             check=False)
     assert result.returncode == 0, result.stdout + result.stderr
-
-
-def _unused(header: GGUFHeader) -> None:  # keeps the GGUFHeader import honest for type checkers
-    del header

@@ -112,9 +112,14 @@ def _touched(original: Any, path: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _reference(data: Any, changes: Sequence[Change]) -> Any:
-    """What the edited text must parse to (ValueError where the edit is impossible)."""
+    """What the edited text must parse to (ValueError where the edit is impossible).
+
+    Changes apply in order, except one that a later set at the same key or above it overwrites.
+    """
     data = json.loads(json.dumps(data))
-    for change in changes:
+    for index, change in enumerate(changes):
+        if any(c.value is not DELETE and change.path[: len(c.path)] == c.path for c in changes[index + 1 :]):
+            continue
         node = data
         for depth, key in enumerate(change.path[:-1]):
             child = node.get(key)
@@ -232,9 +237,13 @@ def test_fixture_yarn_written_in_style() -> None:
 
 def test_fixture_nested_text_config_indent() -> None:
     text = (FIXTURES / "gemma-3-4b-it" / "config.json").read_text()
-    result = edit_config_text(text, [Change(("text_config", "rope_scaling"), {"rope_type": "linear", "factor": 8.0})])
-    assert '    "rope_scaling": {\n      "rope_type": "linear",\n      "factor": 8.0\n    },\n' in result
-    assert result.replace('"rope_type": "linear",\n      "factor": 8.0', '"factor": 8.0,\n      "rope_type": "linear"') == text
+    result = edit_config_text(text, [Change(("text_config", "rope_scaling"), {"rope_type": "yarn", "factor": 8.0})])
+    old_block = '    "rope_scaling": {\n      "factor": 8.0,\n      "rope_type": "linear"\n    },\n'
+    new_block = '    "rope_scaling": {\n      "rope_type": "yarn",\n      "factor": 8.0\n    },\n'
+    assert result == text.replace(old_block, new_block)
+    # an equal value (key order aside) keeps its bytes
+    same = [Change(("text_config", "rope_scaling"), {"rope_type": "linear", "factor": 8.0})]
+    assert edit_config_text(text, same) == text
 
 
 def test_missing_text_config_is_a_programming_error() -> None:

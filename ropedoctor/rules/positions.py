@@ -29,7 +29,8 @@ def no_rope(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     Nothing to fix. To serve longer inputs, pick a model trained for them.
     """
     if spec.positions == "alibi":
-        yield Hit(f"ALiBi positions (no RoPE); declared length {spec.context}", spec.where("context", K.MODEL_TYPE))
+        length = f"declared length {spec.context}" if spec.context else "no declared length"
+        yield Hit(f"ALiBi positions (no RoPE); {length}", spec.where("context", K.MODEL_TYPE))
     elif spec.positions == "absolute":
         yield Hit(f"learned absolute positions (no RoPE): a table of {spec.position_table} positions",
                   spec.where("context", K.MODEL_TYPE))

@@ -142,6 +142,8 @@ class _Reader:
     # --- models without RoPE --------------------------------------------------------
     def non_rope_spec(self, model_type: str | None, positions: PositionKind) -> RopeSpec:
         context = self.context()
+        if positions == "alibi" and "context" not in self.provenance:
+            context = None  # the family default is an absolute table size (BERT's 512), not an ALiBi length
         table = context - self.family.position_offset if context and positions == "absolute" else None
         return RopeSpec(
             source=self.source, format="hf-config", model_type=model_type, positions=positions, method="none",

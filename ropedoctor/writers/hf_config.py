@@ -16,7 +16,7 @@ import itertools
 import json
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 DELETE: Final = object()
@@ -264,10 +264,26 @@ def _render(value: Any, style: _Style, layout: _Layout, indent: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
-# The edits.
+# The edits: one member at a time, located afresh from the root each time.
 
 
-def _set_member(text: str, style: _Style, obj: _Object, layout: _Layout, key: str, value: Any) -> str:
+def _locate(text: str, path: Sequence[str]) -> tuple[_Object, _Layout]:
+    """The object at ``path`` (which exists and is an object) and its layout."""
+    obj = _root(text)
+    layout = _layout(text, obj, None)
+    for key in path:
+        member = obj.find(key)
+        if member is None or text[member.value_start] != "{":
+            raise AssertionError(f"no object at {list(path)}")
+        obj = _scan_object(text, member.value_start)
+        layout = _layout(text, obj, layout)
+    return obj, layout
+
+
+def _set_member(text: str, path: Sequence[str], key: str, value: Any) -> str:
+    """Replace the value of ``key`` in the object at ``path`` in place, or append the member."""
+    style = _style(text)
+    obj, layout = _locate(text, path)
     member = obj.find(key)
     if member is not None:
         rendered = _render(value, style, layout, _line_indent(text, member.key_start))
@@ -282,67 +298,63 @@ def _set_member(text: str, style: _Style, obj: _Object, layout: _Layout, key: st
     return text[: obj.start + 1] + new + text[obj.end - 1 :]
 
 
-def _delete_member(text: str, obj: _Object, member: _Member) -> str:
-    members = obj.members
-    index = members.index(member)
-    if len(members) == 1:  # the only member: the object becomes {}
-        return text[: obj.start + 1] + text[obj.end - 1 :]
-    if index < len(members) - 1:  # first or middle: up to the next key, which takes this one's place
-        return text[: member.key_start] + text[members[index + 1].key_start :]
-    return text[: members[index - 1].value_end] + text[member.value_end :]  # last: from the comma before
-
-
-def _nest(path: Sequence[str], value: Any) -> Any:
-    for key in reversed(path):
-        value = {key: value}
-    return value
-
-
-def _apply(text: str, change: Change) -> str:
-    style = _style(text)
-    obj = _root(text)
-    layout = _layout(text, obj, None)
-    path = change.path
-    for depth, key in enumerate(path[:-1]):
+def _delete_members(text: str, path: Sequence[str], key: str) -> str:
+    """Remove every member ``key`` (a repeated key goes entirely) of the object at ``path``."""
+    while True:
+        obj, _ = _locate(text, path)
         member = obj.find(key)
-        missing = member is None or text[member.value_start : member.value_end] == "null"
-        if missing:
-            if change.value is DELETE:
-                return text
-            if key in _MUST_EXIST:
-                raise ValueError(f"{'.'.join(path)}: the config has no {key} object to edit")
-            return _set_member(text, style, obj, layout, key, _nest(path[depth + 1 :], change.value))
-        assert member is not None
-        if text[member.value_start] != "{":
-            raise ValueError(f"{'.'.join(path)}: {'.'.join(path[: depth + 1])} is not an object")
-        obj = _scan_object(text, member.value_start)
-        layout = _layout(text, obj, layout)
-    key = path[-1]
-    if change.value is not DELETE:
-        return _set_member(text, style, obj, layout, key, change.value)
-    while (member := obj.find(key)) is not None:  # a repeated key goes entirely
-        text = _delete_member(text, obj, member)
-        obj = _scan_object(text, obj.start)
-    return text
+        if member is None:
+            return text
+        members = obj.members
+        index = members.index(member)
+        if len(members) == 1:  # the only member: the object becomes {}
+            text = text[: obj.start + 1] + text[obj.end - 1 :]
+        elif index < len(members) - 1:  # first or middle: up to the next key, which takes this one's place
+            text = text[: member.key_start] + text[members[index + 1].key_start :]
+        else:  # last: from the end of the value before, its comma included
+            text = text[: members[index - 1].value_end] + text[member.value_end :]
+
+
+@dataclass
+class _Touch:
+    """Where the changes reach: ``owned`` when one ends at this key (its value is theirs)."""
+
+    owned: bool = False
+    children: dict[str, _Touch] = field(default_factory=dict)
+
+
+def _net(changes: Sequence[Change]) -> list[Change]:
+    """``changes`` without those a later set at the same key, or at one above it, overwrites."""
+    return [
+        change
+        for index, change in enumerate(changes)
+        if not any(
+            later.value is not DELETE and change.path[: len(later.path)] == later.path for later in changes[index + 1 :]
+        )
+    ]
 
 
 def _apply_to_data(data: Any, changes: Sequence[Change]) -> Any:
-    """The meaning of ``changes`` on parsed JSON: what the edited text must parse to."""
+    """What the edited text must parse to: ``changes`` applied in order to a copy of ``data``."""
     data = json.loads(json.dumps(data))
     for change in changes:
         node = data
-        for key in change.path[:-1]:
+        for depth, key in enumerate(change.path[:-1]):
             child = node.get(key)
-            if child is None:
+            if child is None:  # missing or null
                 if change.value is DELETE:
                     break
+                if key in _MUST_EXIST:
+                    raise ValueError(f"{'.'.join(change.path)}: the config has no {key} object to edit")
                 child = node[key] = {}
+            elif not isinstance(child, dict):
+                raise ValueError(f"{'.'.join(change.path)}: {'.'.join(change.path[: depth + 1])} is not an object")
             node = child
         else:
             if change.value is DELETE:
                 node.pop(change.path[-1], None)
             else:
-                node[change.path[-1]] = json.loads(json.dumps(change.value))
+                node[change.path[-1]] = json.loads(json.dumps(change.value, allow_nan=False))
     return data
 
 
@@ -357,14 +369,33 @@ def _same(left: Any, right: Any) -> bool:
     return bool(left == right)
 
 
+def _edit(text: str, path: tuple[str, ...], touched: dict[str, _Touch], before: Any, after: Any) -> str:
+    """Bring the touched members of the object at ``path`` from ``before`` to ``after``."""
+    for key, touch in touched.items():
+        if key not in after:
+            if key in before:
+                text = _delete_members(text, path, key)
+        elif key not in before:
+            continue  # appended below, in the order the changes created them
+        elif not touch.owned and isinstance(before[key], dict) and isinstance(after[key], dict):
+            text = _edit(text, (*path, key), touch.children, before[key], after[key])
+        elif not _same(before[key], after[key]):  # an equal value keeps its bytes (and its spelling)
+            text = _set_member(text, path, key, after[key])
+    for key in after:
+        if key in touched and key not in before:
+            text = _set_member(text, path, key, after[key])
+    return text
+
+
 def edit_config_text(text: str, changes: Sequence[Change]) -> str:
     """``text`` (a JSON object) with ``changes`` applied in order, every other byte kept.
 
     Setting a key replaces its value in place, or appends it as the last member of its object;
-    missing (or null) objects on the way are created, except a ``text_config`` (ValueError).
-    DELETE removes the member and its comma; deleting an absent key changes nothing. A path
-    through a value that is not an object raises ValueError. Applying the same changes to the
-    result returns it unchanged.
+    missing (or null) objects on the way are created, except a ``text_config`` (ValueError). A
+    path through a value that is not an object raises ValueError. DELETE removes the member and
+    its comma; deleting an absent key changes nothing. A value already equal (2.0 is not 2) is
+    left as written. A change that a later set at the same key or above overwrites is skipped.
+    Applying the same changes to the result returns it unchanged.
     """
     body = text[len(_BOM) :] if text.startswith(_BOM) else text
     try:
@@ -373,10 +404,15 @@ def edit_config_text(text: str, changes: Sequence[Change]) -> str:
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(original, dict):
         raise ValueError("the JSON text is not an object")
-    result = text
-    for change in changes:
-        result = _apply(result, change)
-    expected = _apply_to_data(original, changes)
+    net = _net(changes)
+    expected = _apply_to_data(original, net)
+    root = _Touch()
+    for change in net:
+        node = root
+        for key in change.path:
+            node = node.children.setdefault(key, _Touch())
+        node.owned = True
+    result = _edit(text, (), root.children, original, expected)
     actual = json.loads(result[len(_BOM) :] if result.startswith(_BOM) else result)
     if not _same(actual, expected):
         raise AssertionError(f"edited config parses to something other than the planned change: {changes!r}")
