@@ -89,12 +89,12 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
     from ropedoctor.writers.hf_layout import config_changes
 
     data = read_json_object(path)
-    text = path.read_bytes().decode("utf-8-sig")
+    text = path.read_bytes().decode("utf-8")  # a byte-order mark stays; the editor keeps it
     spec = spec_from_config(data, str(path))
     the_plan = plan(spec, options.target)
     edits = config_changes(the_plan, options.style)
     new_text = edit_config_text(text, edits)
-    new_spec = spec_from_config(json.loads(new_text), str(path))
+    new_spec = spec_from_config(json.loads(new_text.removeprefix("\ufeff")), str(path))
     rule_target = Target(ctx=options.target.ctx)
     after = run_rules(new_spec, rule_target)
     changes = [{"location": ".".join(e.path), "old": _get(data, e.path),

@@ -28,13 +28,21 @@ class ValueType(IntEnum):
     FLOAT64 = 12
 
 
+# struct format letter and size of each fixed-size value type.
+SCALAR_FORMATS: dict[int, tuple[str, int]] = {
+    ValueType.UINT8: ("B", 1), ValueType.INT8: ("b", 1), ValueType.UINT16: ("H", 2), ValueType.INT16: ("h", 2),
+    ValueType.UINT32: ("I", 4), ValueType.INT32: ("i", 4), ValueType.FLOAT32: ("f", 4), ValueType.BOOL: ("?", 1),
+    ValueType.UINT64: ("Q", 8), ValueType.INT64: ("q", 8), ValueType.FLOAT64: ("d", 8),
+}
+
 # --- general ------------------------------------------------------------------------------
 ARCHITECTURE = "general.architecture"
 NAME = "general.name"
 BASENAME = "general.basename"
 ALIGNMENT = "general.alignment"
 SPLIT_COUNT = "split.count"
-SPLIT_NO = "split.no"
+SPLIT_NO = "split.no"  # 0-based, UINT16
+SPLIT_TENSORS_COUNT = "split.tensors.count"
 
 # --- per architecture (format with arch=) ----------------------------------------------------
 CONTEXT_LENGTH = "{arch}.context_length"

@@ -185,21 +185,27 @@ def _fixture_change_sets(config: dict[str, Any]) -> Iterator[tuple[str, list[Cha
     yield "delete-scaling", [Change(("rope_scaling",), DELETE)]
     yield "rope-parameters", [Change(("rope_parameters",), {"rope_type": "default", "rope_theta": 10000.0})]
     yield "mpe", [Change(("max_position_embeddings",), 131072)]
-    yield "v4-to-v5", [
-        Change(("rope_scaling",), DELETE),
-        Change(("rope_theta",), DELETE),
-        Change(("rope_parameters",), {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}),
-        Change(("max_position_embeddings",), 8192),
-    ]
+    yield (
+        "v4-to-v5",
+        [
+            Change(("rope_scaling",), DELETE),
+            Change(("rope_theta",), DELETE),
+            Change(("rope_parameters",), {"rope_type": "linear", "factor": 2.0, "rope_theta": 1e6}),
+            Change(("max_position_embeddings",), 8192),
+        ],
+    )
     if isinstance(config.get("rope_scaling"), dict) or config.get("rope_scaling") is None:
         yield "factor", [Change(("rope_scaling", "factor"), 8.0), Change(("rope_scaling", "type"), DELETE)]
     if isinstance(config.get("text_config"), dict):
-        yield "text-config", [
-            Change(("text_config", "rope_theta"), 1000000.0),
-            Change(("text_config", "rope_scaling"), YARN),
-            Change(("text_config", "max_position_embeddings"), 131072),
-            Change(("text_config", "rope_local_base_freq"), DELETE),
-        ]
+        yield (
+            "text-config",
+            [
+                Change(("text_config", "rope_theta"), 1000000.0),
+                Change(("text_config", "rope_scaling"), YARN),
+                Change(("text_config", "max_position_embeddings"), 131072),
+                Change(("text_config", "rope_local_base_freq"), DELETE),
+            ],
+        )
 
 
 def _fixture_cases() -> Iterator[Any]:
@@ -338,12 +344,8 @@ def test_invalid_input_and_change() -> None:
         ),
         pytest.param('{\n  "a": 1\n}\n', [Change(("a",), DELETE)], "{}\n", id="delete-only"),
         pytest.param('{"a": 1}', [Change(("zz",), DELETE)], '{"a": 1}', id="delete-absent"),
-        pytest.param(
-            '{"a": 1, "a": 2, "b": 3}', [Change(("a",), DELETE)], '{"b": 3}', id="delete-repeated-key"
-        ),
-        pytest.param(
-            '{"a": 1, "a": 2}', [Change(("a",), 5)], '{"a": 1, "a": 5}', id="set-repeated-key-last-wins"
-        ),
+        pytest.param('{"a": 1, "a": 2, "b": 3}', [Change(("a",), DELETE)], '{"b": 3}', id="delete-repeated-key"),
+        pytest.param('{"a": 1, "a": 2}', [Change(("a",), 5)], '{"a": 1, "a": 5}', id="set-repeated-key-last-wins"),
         pytest.param(
             '{"k\\"q": 1, "caf\\u00e9": 1e-06, "\\u00e9t\\u00e9": {"s": "\\"}\\""}, "n": [[1, [2, {"x": "]"}]], []]}',
             [Change(("café",), 2e-06), Change(('k"q',), DELETE), Change(("été", "x"), 1)],
@@ -388,7 +390,9 @@ def test_unified_diff() -> None:
 # ---------------------------------------------------------------------------------------------
 # Random JSON files in random styles, random changes.
 
-_keys = st.one_of(st.sampled_from(["a", "b", "rope_scaling", "factor", 'q"uote', "back\\slash", "é", "\u2028"]), st.text(max_size=6))
+_keys = st.one_of(
+    st.sampled_from(["a", "b", "rope_scaling", "factor", 'q"uote', "back\\slash", "é", "\u2028"]), st.text(max_size=6)
+)
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
 )
@@ -419,7 +423,8 @@ def test_random_files_and_changes(data: st.DataObject) -> None:
     existing = list(_paths(obj))
     changes = []
     for _ in range(data.draw(st.integers(1, 4), label="count")):
-        if existing and data.draw(st.booleans()):
+        use_existing = data.draw(st.booleans(), label="existing path") if existing else False
+        if use_existing:
             path = data.draw(st.sampled_from(existing))
         else:
             parent = data.draw(st.sampled_from([(), *existing]))

@@ -30,6 +30,7 @@ from itertools import repeat
 from pathlib import Path
 from typing import Any, Protocol
 
+from ropedoctor import gguf_keys as G
 from ropedoctor.errors import InputError
 
 GGUF_MAGIC = b"GGUF"
@@ -53,47 +54,16 @@ MAX_CHUNK = 16 << 20
 # Default array policy: small arrays are materialised, tokenizer vocabularies are skipped.
 MATERIALISE_MAX_LENGTH = 4096
 
-KEY_ALIGNMENT = "general.alignment"
-KEY_ARCHITECTURE = "general.architecture"
-KEY_SPLIT_NO = "split.no"  # gguf.Keys.Split.LLM_KV_SPLIT_NO (0-based, UINT16)
-KEY_SPLIT_COUNT = "split.count"  # gguf.Keys.Split.LLM_KV_SPLIT_COUNT (UINT16)
-KEY_SPLIT_TENSORS_COUNT = "split.tensors.count"  # gguf.Keys.Split.LLM_KV_SPLIT_TENSORS_COUNT (INT32)
-
-
-class GGUFValueType:
-    """Mirror of ``gguf.constants.GGUFValueType`` (plain ints: an IntEnum costs milliseconds at import)."""
-
-    UINT8 = 0
-    INT8 = 1
-    UINT16 = 2
-    INT16 = 3
-    UINT32 = 4
-    INT32 = 5
-    FLOAT32 = 6
-    BOOL = 7
-    STRING = 8
-    ARRAY = 9
-    UINT64 = 10
-    INT64 = 11
-    FLOAT64 = 12
-
-
-# struct format letter and size of each fixed-size value type
-_SCALAR_FORMATS: dict[int, tuple[str, int]] = {
-    GGUFValueType.UINT8: ("B", 1),
-    GGUFValueType.INT8: ("b", 1),
-    GGUFValueType.UINT16: ("H", 2),
-    GGUFValueType.INT16: ("h", 2),
-    GGUFValueType.UINT32: ("I", 4),
-    GGUFValueType.INT32: ("i", 4),
-    GGUFValueType.FLOAT32: ("f", 4),
-    GGUFValueType.BOOL: ("?", 1),
-    GGUFValueType.UINT64: ("Q", 8),
-    GGUFValueType.INT64: ("q", 8),
-    GGUFValueType.FLOAT64: ("d", 8),
-}
+# Names and codes come from ropedoctor.gguf_keys (the mirror of gguf.constants, checked by a test).
+KEY_ALIGNMENT = G.ALIGNMENT
+KEY_ARCHITECTURE = G.ARCHITECTURE
+KEY_SPLIT_NO = G.SPLIT_NO
+KEY_SPLIT_COUNT = G.SPLIT_COUNT
+KEY_SPLIT_TENSORS_COUNT = G.SPLIT_TENSORS_COUNT
+GGUFValueType = G.ValueType
+_SCALAR_FORMATS = G.SCALAR_FORMATS
 _HOST_ORDER = "<" if sys.byteorder == "little" else ">"
-_VALUE_TYPE_NAMES: dict[int, str] = {code: name for name, code in vars(GGUFValueType).items() if name.isupper()}
+_VALUE_TYPE_NAMES: dict[int, str] = {int(code): code.name for code in GGUFValueType}
 
 _QK_K = 256
 # Mirror of ``gguf.constants.GGML_QUANT_SIZES``: ggml type id -> (name, block size, bytes per block).

@@ -77,6 +77,11 @@ _VARIABLE = (ValueType.STRING, ValueType.ARRAY)
 _NO_COPY_FILE_RANGE = {errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP, errno.EPERM, errno.EBADF}
 # Set to False to always copy through a user-space buffer (tests, and filesystems that misbehave).
 USE_COPY_FILE_RANGE = hasattr(os, "copy_file_range")
+# Set to False to read the holes of a sparse source like any data.
+_SEEK_DATA: int = getattr(os, "SEEK_DATA", -1)
+_SEEK_HOLE: int = getattr(os, "SEEK_HOLE", -1)
+USE_SEEK_DATA = _SEEK_DATA >= 0 and _SEEK_HOLE >= 0
+ZERO_BUFFER = 128 << 10  # zeros written at a time for a hole (as cp does)
 
 
 @dataclass(frozen=True)
@@ -514,14 +519,22 @@ def undo_in_place(path: Path, backup: Path) -> None:
 
 
 class _Copier:
-    """Writes the new file: bytes, and ranges of the source (copy_file_range, or a reused buffer)."""
+    """Writes the new file: bytes, and ranges of the source.
+
+    A range is copied with copy_file_range (no user-space buffer), or else through one reused
+    buffer of ``chunk`` bytes. Holes of a sparse source (SEEK_DATA/SEEK_HOLE) are not read: zeros
+    are written for them from a 128 KiB buffer, as ``cp --sparse=never`` does, so the new file is
+    never sparse but costs no reads of zero pages.
+    """
 
     def __init__(self, src: FileIO, dst: FileIO, chunk: int, total: int, progress: Progress | None) -> None:
         self.src, self.dst = src, dst
         self.chunk, self.total, self.progress = chunk, total, progress
         self.done = 0
         self.kernel = USE_COPY_FILE_RANGE
+        self.holes = USE_SEEK_DATA
         self.buffer: bytearray | None = None
+        self.zeros: bytes | None = None
 
     def report(self, count: int) -> None:
         self.done += count
@@ -535,17 +548,53 @@ class _Copier:
             self.report(len(piece))
 
     def copy(self, offset: int, length: int) -> None:
-        while length > 0:
-            want = min(length, self.chunk)
-            got = self._kernel_copy(offset, want) if self.kernel else None
-            if not got:  # not supported here, or 0 (some filesystems say 0 for "cannot"): ask read() to be sure
-                self.kernel = False
-                got = self._buffer_copy(offset, want)
-            if got == 0:
-                raise _Truncated(offset)
+        end = offset + length
+        while offset < end:
+            hole, want = self._extent(offset, min(end - offset, self.chunk))
+            if hole:
+                self._write_zeros(want)
+                got = want
+            else:
+                copied = self._kernel_copy(offset, want) if self.kernel else None
+                if not copied:  # not supported here, or 0 (some filesystems say 0 for "cannot"): ask read()
+                    self.kernel = False
+                    copied = self._buffer_copy(offset, want)
+                if copied == 0:
+                    raise _Truncated(offset)
+                got = copied
             offset += got
-            length -= got
             self.report(got)
+
+    def _extent(self, offset: int, want: int) -> tuple[bool, int]:
+        """Whether the source has a hole at ``offset``, and for how many bytes (at most ``want``) that holds."""
+        if not self.holes:
+            return False, want
+        fd = self.src.fileno()
+        try:
+            data = os.lseek(fd, offset, _SEEK_DATA)
+        except OSError as exc:
+            if exc.errno != errno.ENXIO:  # SEEK_DATA not supported here
+                self.holes = False
+                return False, want
+            size = os.fstat(fd).st_size  # ENXIO: no data from offset on
+            return (True, min(want, size - offset)) if offset < size else (False, want)
+        if data > offset:
+            return True, min(want, data - offset)
+        try:
+            hole = os.lseek(fd, offset, _SEEK_HOLE)
+        except OSError:
+            self.holes = False
+            return False, want
+        return False, min(want, hole - offset) if hole > offset else want
+
+    def _write_zeros(self, count: int) -> None:
+        if self.zeros is None:
+            self.zeros = bytes(min(self.chunk, ZERO_BUFFER))
+        view = memoryview(self.zeros)
+        while count > 0:
+            piece = view[:count]
+            _write_all(self.dst, piece)
+            count -= len(piece)
 
     def _kernel_copy(self, offset: int, want: int) -> int | None:
         try:
