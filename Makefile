@@ -21,7 +21,7 @@ $(STAMP_RUN): pyproject.toml | $(BIN)/python
 # torch first and pinned: the CPU build of 2.13.0 lies on local disk; an unpinned one pulls CUDA.
 $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[test]'
+	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
 demo: $(STAMP_RUN)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,9 +24,10 @@ print("LOADED")
 
 def load_log(path: Path, n_ctx: int = 256) -> tuple[bool, str]:
     """(loaded, the load log) from a fresh process (a refused file may abort it)."""
+    env = {**os.environ, "GGML_NO_BACKTRACE": "1"}  # an abort need not run gdb
     done = subprocess.run([sys.executable, "-c", LOAD, str(path), str(n_ctx)], capture_output=True, text=True,
-                          timeout=120)
-    return "LOADED" in done.stdout, done.stderr
+                          timeout=120, env=env)
+    return done.returncode == 0 and "LOADED" in done.stdout.splitlines(), done.stderr
 
 
 def logged(log: str, name: str) -> str:

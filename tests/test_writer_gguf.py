@@ -23,6 +23,8 @@ from typing import Any
 import gguf
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
 import ropedoctor.writers.gguf as writer
 from ropedoctor.errors import InputError
@@ -571,6 +573,115 @@ def test_stale_temp_files(model: Path, tmp_path: Path) -> None:
     assert read_gguf(model).get(CTX) == 1
 
 
+def test_rewrite_without_tensors(tmp_path: Path) -> None:
+    """A vocab-only GGUF may end right after its header, unpadded: the rewrite pads it."""
+    source = tmp_path / "vocab.gguf"
+    w = gguf.GGUFWriter(source, ARCH)
+    w.add_token_list(["a", "b", "c"])
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    header = read_gguf(source)
+    assert source.stat().st_size == header.header_size < header.data_offset
+    changes = [KVChange(CTX, ValueType.UINT32, 4096)]
+    out = tmp_path / "out.gguf"
+    rewrite(source, header, changes, out)
+    assert_edited(source, out, changes)
+    assert out.stat().st_size == read_gguf(out).data_offset
+
+
+# --- property: in place and rewrite agree, and GGUFReader reads what was asked --------------------
+
+
+SCALAR_VALUES: dict[int, st.SearchStrategy[Any]] = {
+    ValueType.UINT8: st.integers(0, 2**8 - 1), ValueType.INT8: st.integers(-(2**7), 2**7 - 1),
+    ValueType.UINT16: st.integers(0, 2**16 - 1), ValueType.INT16: st.integers(-(2**15), 2**15 - 1),
+    ValueType.UINT32: st.integers(0, 2**32 - 1), ValueType.INT32: st.integers(-(2**31), 2**31 - 1),
+    ValueType.UINT64: st.integers(0, 2**64 - 1), ValueType.INT64: st.integers(-(2**63), 2**63 - 1),
+    ValueType.FLOAT32: st.floats(width=32, allow_nan=False), ValueType.FLOAT64: st.floats(allow_nan=False),
+    ValueType.BOOL: st.booleans(), ValueType.STRING: st.text(max_size=12),
+}
+KEY_POOL = [CTX, BASE, FACTOR, CAUSAL, SECTIONS, "general.name", "test.u8", "test.i8", "test.u16", "test.i16",
+            "test.i32", "test.u64", "test.i64", "test.f64", "test.unicode", "new.a", "new.b", "new.c"]
+
+
+# what make_gguf writes for the keys of KEY_POOL: type, and for strings the byte length, for arrays the element count
+EXISTING: dict[str, tuple[int, int]] = {
+    CTX: (ValueType.UINT32, 0), BASE: (ValueType.FLOAT32, 0), FACTOR: (ValueType.FLOAT32, 0),
+    CAUSAL: (ValueType.BOOL, 0), SECTIONS: (ValueType.ARRAY, 4), "general.name": (ValueType.STRING, 10),
+    "test.u8": (ValueType.UINT8, 0), "test.i8": (ValueType.INT8, 0), "test.u16": (ValueType.UINT16, 0),
+    "test.i16": (ValueType.INT16, 0), "test.i32": (ValueType.INT32, 0), "test.u64": (ValueType.UINT64, 0),
+    "test.i64": (ValueType.INT64, 0), "test.f64": (ValueType.FLOAT64, 0),
+    "test.unicode": (ValueType.STRING, len("héllo → 世界".encode())),
+}
+
+
+@st.composite
+def change_sets(draw: st.DrawFn) -> list[KVChange]:
+    """Sets of changes; about half of them only same-type, same-size changes of existing keys (in place)."""
+    same_size_only = draw(st.booleans())
+    pool = list(EXISTING) if same_size_only else KEY_POOL
+    keys = draw(st.lists(st.sampled_from(pool), unique=True, max_size=5))
+    changes = []
+    for key in keys:
+        kinds: list[int | str] = [*SCALAR_VALUES, ValueType.ARRAY, "remove", "same", "same", "same"]
+        kind = "same" if same_size_only else draw(st.sampled_from(kinds))
+        if kind == "same" and key in EXISTING:
+            vtype, length = EXISTING[key]
+            if vtype == ValueType.ARRAY:
+                items = draw(st.lists(SCALAR_VALUES[ValueType.INT32], min_size=length, max_size=length))
+                changes.append(KVChange(key, vtype, items, ValueType.INT32))
+            elif vtype == ValueType.STRING:
+                text = draw(st.text(alphabet="abcxyz-_.", min_size=length, max_size=length))
+                changes.append(KVChange(key, vtype, text))
+            else:
+                changes.append(KVChange(key, vtype, draw(SCALAR_VALUES[vtype])))
+        elif kind == "remove":
+            changes.append(KVChange(key, 0, None))
+        elif kind == ValueType.ARRAY:
+            item_type = draw(st.sampled_from([ValueType.INT32, ValueType.UINT8, ValueType.FLOAT32]))
+            items = draw(st.lists(SCALAR_VALUES[item_type], min_size=1, max_size=6))
+            changes.append(KVChange(key, ValueType.ARRAY, items, item_type))
+        else:
+            vtype = draw(st.sampled_from(list(SCALAR_VALUES))) if isinstance(kind, str) else kind
+            changes.append(KVChange(key, vtype, draw(SCALAR_VALUES[vtype])))
+    return changes
+
+
+@pytest.fixture(scope="module")
+def small_models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("small")
+    models = {}
+    for endian, name in zip(ENDIANS, ENDIAN_IDS, strict=True):
+        path = make_gguf(folder / f"{name}.gguf", endian)
+        poke_padding(path)
+        models[name] = path
+    return models
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(changes=change_sets(), which=st.sampled_from(ENDIAN_IDS))
+def test_property_in_place_equals_rewrite(small_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactory,
+                                          changes: list[KVChange], which: str) -> None:
+    source = small_models[which]
+    folder = tmp_path_factory.mktemp("prop")
+    header = read_gguf(source)
+    rewritten = folder / "rewritten.gguf"
+    rewrite(source, header, changes, rewritten)
+    assert_edited(source, rewritten, changes)
+    mode = plan_edit(header, changes).mode
+    event(mode)
+    if mode == "in-place":
+        patched = folder / "patched.gguf"
+        shutil.copyfile(source, patched)
+        edit_in_place(patched, header, changes, backup=folder / "backup.json")
+        assert patched.read_bytes() == rewritten.read_bytes()
+        undo_in_place(patched, folder / "backup.json")
+        assert patched.read_bytes() == source.read_bytes()
+    shutil.rmtree(folder)
+
+
 # --- crash safety -------------------------------------------------------------------------------
 
 
@@ -640,8 +751,8 @@ def test_sigkill_during_rewrite(crash_folder: tuple[Path, Path, Path]) -> None:
     assert sha(victim) == new_hash
 
     rng = random.Random(20240607)
-    delays = [rng.uniform(0, 1.2 * duration) for _ in range(16)] + [0.0, duration / 2, duration * 0.95]
-    outcomes = {"old": 0, "new": 0}
+    delays = [rng.uniform(0, 1.5 * duration) for _ in range(16)] + [0.0, duration / 2, duration * 0.95]
+    outcomes = {"old": 0, "new": 0, "temp left": 0}
     for delay in delays:
         child = start()
         time.sleep(delay)
@@ -654,6 +765,7 @@ def test_sigkill_during_rewrite(crash_folder: tuple[Path, Path, Path]) -> None:
         outcomes["old" if state == old_hash else "new"] += 1
         leftovers = {p.name for p in folder.iterdir()} - {"model.gguf"}
         assert leftovers <= {f".model.gguf.tmp-{child.pid}"}, leftovers
+        outcomes["temp left"] += len(leftovers)
         if state == new_hash:
             reader = gguf.GGUFReader(victim)
             assert reader.fields[CTX].contents() == 131072
@@ -662,15 +774,23 @@ def test_sigkill_during_rewrite(crash_folder: tuple[Path, Path, Path]) -> None:
         rewrite(victim, read_gguf(victim), CRASH_CHANGES, victim)
         assert sha(victim) == new_hash
         assert [p.name for p in folder.iterdir()] == ["model.gguf"]
+    print(f"rewrite of {victim.stat().st_size / 1e6:.0f} MB takes {duration:.3f} s; after {len(delays)} kills: {outcomes}")
     assert outcomes["old"] >= 1, outcomes  # some kills did land mid-rewrite
 
 
 # --- bounded memory -----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("kernel", [True, False], ids=["copy_file_range", "buffer"])
-def test_rewrite_1gb_in_bounded_memory(tmp_path: Path, kernel: bool, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(writer, "USE_COPY_FILE_RANGE", kernel)
+def fast_paths(monkeypatch: pytest.MonkeyPatch, on: bool) -> None:
+    """Turn copy_file_range, hole detection and early writeback on (the defaults on Linux) or off."""
+    monkeypatch.setattr(writer, "USE_COPY_FILE_RANGE", on and hasattr(os, "copy_file_range"))
+    monkeypatch.setattr(writer, "USE_SEEK_DATA", on and hasattr(os, "SEEK_DATA"))
+    monkeypatch.setattr(writer, "USE_WRITEBACK", on and sys.platform.startswith("linux"))
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["kernel-copy", "buffer"])
+def test_rewrite_1gb_in_bounded_memory(tmp_path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    fast_paths(monkeypatch, fast)
     source = make_sparse_gguf(tmp_path / "big.gguf", 2**30)
     out = tmp_path / "out.gguf"
     header = read_gguf(source)
@@ -694,6 +814,43 @@ def test_rewrite_1gb_in_bounded_memory(tmp_path: Path, kernel: bool, monkeypatch
             b.seek(new.data_offset + where)
             assert a.read(8192) == b.read(8192)
     out.unlink()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["kernel-copy", "buffer"])
+def test_rewrite_sparse_source(tmp_path: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Holes are written as zeros (the output is not sparse); the data between them is copied exactly."""
+    fast_paths(monkeypatch, fast)
+    source = make_sparse_gguf(tmp_path / "sparse.gguf", 32 * 2**20)
+    data_offset = read_gguf(source).data_offset
+    rng = random.Random(7)
+    with open(source, "r+b") as handle:
+        for _ in range(40):
+            handle.seek(data_offset + rng.randrange(0, 32 * 2**20 - 10_000))
+            handle.write(rng.randbytes(rng.randrange(1, 10_000)))
+    out = tmp_path / "out.gguf"
+    rewrite(source, read_gguf(source), [KVChange("llama.rope.scaling.type", ValueType.STRING, "yarn")], out,
+            chunk=3 * 2**20 + 5)
+    assert data_section(out) == data_section(source)
+    assert out.stat().st_blocks * 512 >= 32 * 2**20
+
+
+@pytest.mark.parametrize("failure", ["EXDEV", "zero"])
+def test_copy_file_range_fallback(model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str) -> None:
+    calls: list[int] = []
+
+    def broken(src: int, dst: int, count: int, offset_src: int | None = None) -> int:
+        calls.append(count)
+        if failure == "EXDEV":
+            raise OSError(18, "Invalid cross-device link")
+        return 0
+
+    monkeypatch.setattr(writer, "USE_COPY_FILE_RANGE", True)
+    monkeypatch.setattr(os, "copy_file_range", broken, raising=False)
+    out = tmp_path / "out.gguf"
+    changes = REWRITES["everything"]
+    rewrite(model, read_gguf(model), changes, out, chunk=4096)
+    assert len(calls) == 1  # tried once, then the buffer
+    assert_edited(model, out, changes)
 
 
 # --- llama.cpp --override-kv --------------------------------------------------------------------

@@ -32,7 +32,7 @@ def gguf_changes(plan: Plan) -> list[KVChange]:
     wanted: dict[str, tuple[G.ValueType, Any]] = {}
     if after.context is not None and after.context != before.context:
         wanted[G.CONTEXT_LENGTH] = (G.ValueType.UINT32, after.context)
-    if after.theta is not None and (after.theta != before.theta or G.ROPE_FREQ_BASE not in layout.values):
+    if after.theta is not None and after.theta != before.theta:  # an absent key already means 10000
         wanted[G.ROPE_FREQ_BASE] = (G.ValueType.FLOAT32, after.theta)
     refused = layout.values.get(G.ROPE_SCALING_TYPE, "none") not in G.SCALING_TYPES  # RD402
     if (after.method != before.method or refused) and after.method in _GGUF_METHODS:
