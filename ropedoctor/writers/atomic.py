@@ -54,7 +54,7 @@ def write_atomic(path: Path, data: bytes, *, backup: Path | None = None, follow_
         if made_backup is not None:  # a copy of an original left as it was: let the next run make it again
             _unlink_quietly(made_backup)
         raise
-    _fsync_folder(target.parent)
+    fsync_folder(target.parent)
 
 
 def _target(path: Path, follow_symlinks: bool) -> Path:
@@ -167,7 +167,7 @@ def _write_backup(target: Path, backup: Path, original: os.stat_result, where: s
             _unlink_quietly(temp)
     except OSError as exc:
         raise InputError(where, f"cannot write backup {backup}: {_reason(exc)}") from None
-    _fsync_folder(backup.parent)
+    fsync_folder(backup.parent)
 
 
 def _unlink_quietly(path: Path) -> None:
@@ -175,7 +175,7 @@ def _unlink_quietly(path: Path) -> None:
         os.unlink(path)
 
 
-def _fsync_folder(folder: Path) -> None:
+def fsync_folder(folder: Path) -> None:
     """Make a rename in ``folder`` durable; best effort (some file systems cannot sync a folder)."""
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

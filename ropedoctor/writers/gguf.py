@@ -44,6 +44,7 @@ from typing import Any, BinaryIO, Literal
 from ropedoctor.errors import InputError
 from ropedoctor.gguf_keys import ALIGNMENT, ValueType
 from ropedoctor.sources.gguf_header import GGUF_MAGIC, GGUFHeader, GGUFValue, read_gguf, value_type_name
+from ropedoctor.writers.atomic import fsync_folder
 
 try:
     import fcntl
@@ -320,19 +321,6 @@ def _write_all(handle: BinaryIO, data: bytes | memoryview) -> None:
         view = view[written:]
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make a rename or unlink in ``folder`` durable (a no-op where folders cannot be opened)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        with contextlib.suppress(OSError):
-            os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _try_lock(fd: int) -> bool:
     if fcntl is None:  # pragma: no cover
         return True
@@ -418,7 +406,7 @@ def _write_backup(backup: Path, record: dict[str, Any]) -> None:
             if os.path.lexists(backup):
                 raise InputError(where, "backup file already exists") from None
             os.replace(temp, backup)
-        _fsync_dir(backup.parent)
+        fsync_folder(backup.parent)
     except OSError as exc:
         raise InputError(where, f"cannot write the backup: {_why(exc)}") from None
     finally:
@@ -515,7 +503,7 @@ def undo_in_place(path: Path, backup: Path) -> None:
         if mtime_ns is not None:
             os.utime(path, ns=(info.st_atime_ns, mtime_ns))
         os.unlink(backup)
-        _fsync_dir(backup.parent)
+        fsync_folder(backup.parent)
     except OSError as exc:
         raise InputError(where, _why(exc)) from None
 
@@ -853,7 +841,7 @@ def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Pa
                 os.chmod(temp, mode)
                 os.replace(temp, out)
                 placed = True
-            _fsync_dir(out.parent)
+            fsync_folder(out.parent)
         except _Truncated as exc:
             raise InputError(where, f"file ended at byte {exc.offset} while it was copied (did it change?)") from None
         except OSError as exc:
