@@ -138,4 +138,5 @@ def run_fix(path: str, options: FixOptions) -> int:
         print(json.dumps(outcome.report, indent=2))
     else:
         emit(outcome.lines)
-    return 0
+    # DESIGN.md's exit codes: the written file may still carry errors it had before (a v5-only layout, say)
+    return 1 if any(f["severity"] == "error" for f in outcome.report["findings"]) else 0

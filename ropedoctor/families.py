@@ -48,6 +48,9 @@ class Family:
     remote_code: bool = False
     # The scaling block the config class fills in when the file has none (gpt-oss).
     default_block: tuple[tuple[str, object], ...] = ()
+    # The config class leaves head_dim None, which transformers 5.23's scaled RoPE functions
+    # multiply (TypeError at model init) unless the file sets head_dim (Mixtral).
+    needs_explicit_head_dim: bool = False
 
 
 # GPT-2 spells the model width and head count n_embd / n_head.
@@ -58,7 +61,7 @@ FAMILIES: dict[str, Family] = {
     # --- RoPE, Llama convention -------------------------------------------------------
     "llama": Family(default_context=2048),
     "mistral": Family(default_context=4096 * 32),
-    "mixtral": Family(default_theta=1_000_000.0, default_context=4096 * 32),
+    "mixtral": Family(default_theta=1_000_000.0, default_context=4096 * 32, needs_explicit_head_dim=True),
     "qwen2": Family(default_context=32768),
     "qwen3": Family(default_context=32768),
     "qwen2_moe": Family(default_context=32768),

@@ -50,9 +50,13 @@ def fix_path(path: str, options: FixOptions) -> FixOutcome:
     return _fix_config(target, options)
 
 
+# The target itself: a result that still cannot serve --ctx is a failed fix, even if the input could not either.
+_TARGET_CODES = ("RD301", "RD302")
+
+
 def _new_errors(before: list[Finding], after: list[Finding]) -> list[Finding]:
     old = {f.code for f in before if f.severity == "error"}
-    return [f for f in after if f.severity == "error" and f.code not in old]
+    return [f for f in after if f.severity == "error" and (f.code not in old or f.code in _TARGET_CODES)]
 
 
 def _report(spec: RopeSpec, the_plan: Plan, changes: list[dict[str, Any]], findings: list[Finding],
@@ -86,7 +90,7 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
     from ropedoctor.sources.json_file import read_json_object
     from ropedoctor.writers.atomic import write_atomic
     from ropedoctor.writers.hf_config import DELETE, edit_config_text, unified_diff
-    from ropedoctor.writers.hf_layout import config_changes
+    from ropedoctor.writers.hf_layout import config_changes, file_style
 
     data = read_json_object(path)
     text = path.read_bytes().decode("utf-8")  # a byte-order mark stays; the editor keeps it
@@ -99,9 +103,9 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
     after = run_rules(new_spec, rule_target)
     changes = [{"location": ".".join(e.path), "old": _get(data, e.path),
                 "new": None if e.value is DELETE else e.value} for e in edits]
-    # --style v5 asks for a file transformers 4.x cannot read: RD203 is the request, not a mistake
-    fresh = [f for f in _new_errors(run_rules(spec, rule_target), after) if not (options.style == "v5" and
-                                                                                 f.code == "RD203")]
+    # a v5 layout (asked for, or kept) is a file transformers 4.x cannot read: RD203 is the request
+    v5 = options.style == "v5" or (options.style == "keep" and spec.hf is not None and file_style(spec.hf.text) == "v5")
+    fresh = [f for f in _new_errors(run_rules(spec, rule_target), after) if not (v5 and f.code == "RD203")]
     if fresh:
         doc = _report(new_spec, the_plan, changes, fresh, None, None)
         raise FixError(doc, _lines(doc, [[("nothing written: the result would have new errors", "bold red")]]))

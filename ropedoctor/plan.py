@@ -139,6 +139,8 @@ def _scaled(spec: RopeSpec, target: Target, method: PlanType, factor: float, ori
         beta_fast=spec.beta_fast if same else None, beta_slow=spec.beta_slow if same else None,
         mscale=spec.mscale if same else None, mscale_all_dim=spec.mscale_all_dim if same else None,
         truncate=spec.truncate if same else None,
+        low_freq_factor=spec.low_freq_factor if same else None, high_freq_factor=spec.high_freq_factor if same else None,
+        short_factor=spec.short_factor if same else None, long_factor=spec.long_factor if same else None,
     )
     reasons = [why]
     if after.context != spec.context:

@@ -46,8 +46,10 @@ def fixed(tmp_path: Path, name: str, args: list[str], style: str = "keep") -> tu
     out = tmp_path / "out" / "config.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     result = invoke("fix", str(FIXTURES / name), *args, "--style", style, "--out", str(out), "--format", "json")
-    assert result.exit_code == 0, result.output
-    return json.loads(result.stdout), out
+    report: dict[str, Any] = json.loads(result.stdout)
+    errors = [f for f in report["findings"] if f["severity"] == "error"]
+    assert result.exit_code == (1 if errors else 0) and report["written"] == str(out), result.output
+    return report, out
 
 
 @pytest.mark.parametrize(("name", "args", "expected"), MATRIX, ids=lambda v: v if isinstance(v, str) else None)
@@ -166,12 +168,19 @@ def test_existing_backup_and_symlink_are_refused(tmp_path: Path) -> None:
 
 
 def test_fix_never_writes_new_errors(tmp_path: Path) -> None:
-    folder = tmp_path / "phi"
-    shutil.copytree(FIXTURES / "phi-3.5-mini-instruct", folder)
+    folder = tmp_path / "llama2"
+    shutil.copytree(FIXTURES / "meta-llama-2-7b-hf", folder)
     before = (folder / "config.json").read_bytes()
-    result = invoke("fix", str(folder), "--type", "yarn", "--factor", "2")  # Phi-3 v4 cannot say yarn
-    assert result.exit_code == 2 and "--style v5" in result.stderr
-    assert (folder / "config.json").read_bytes() == before
+    result = invoke("fix", str(folder), "--type", "linear", "--factor", "2", "--ctx", "16384", "--format", "json")
+    assert result.exit_code == 1  # x2 over 4096 cannot serve 16384: RD301 on the result
+    report = json.loads(result.stdout)
+    assert report["written"] is None and [f["code"] for f in report["findings"]] == ["RD301"]
+    assert (folder / "config.json").read_bytes() == before and not (folder / "config.json.bak").exists()
+
+
+def test_phi3_takes_only_longrope(tmp_path: Path) -> None:
+    result = invoke("fix", str(FIXTURES / "phi-3.5-mini-instruct"), "--type", "yarn", "--factor", "2", "--dry-run")
+    assert result.exit_code == 2 and "accepts only longrope" in result.stderr
 
 
 def test_impossible_plans_exit_2(tmp_path: Path) -> None:
@@ -219,3 +228,45 @@ def test_gguf_dynamic_is_refused(tmp_path: Path) -> None:
     path = write_gguf(tmp_path / "m.gguf", "llama", llama_kv(4096, extra={"{arch}.rope.freq_base": (1e4, VT.FLOAT32)}))
     result = invoke("fix", str(path), "--type", "dynamic", "--factor", "2")
     assert result.exit_code == 2 and "GGUF cannot carry dynamic" in result.stderr
+
+
+def _native_rope_fixtures() -> list[str]:
+    from transformers import CONFIG_MAPPING
+
+    names = []
+    for folder in sorted(FIXTURES.iterdir()):
+        path = folder / "config.json"
+        if not path.exists():
+            continue
+        config = json.loads(path.read_text())
+        spec = spec_from_config(config, folder.name)
+        if spec.has_rope and not spec.remote_code and config.get("model_type") in CONFIG_MAPPING and \
+                transformers_verdict(config).raised is None:
+            names.append(folder.name)
+    return names
+
+
+@pytest.mark.parametrize("method", ["linear", "dynamic", "yarn", "ntk"])
+@pytest.mark.parametrize("name", _native_rope_fixtures())
+def test_every_fixture_and_method(tmp_path: Path, name: str, method: str) -> None:
+    """Every native fixture x every method: transformers 5 loads the result as planned, frequencies agree."""
+    refused = {"phi3": "accepts only longrope", "nomic_bert": "rotary_scaling_factor"}
+    model_type = json.loads((FIXTURES / name / "config.json").read_text()).get("model_type")
+    if model_type in refused and method in ("linear", "yarn", "dynamic")[: 3 if model_type == "phi3" else 2]:
+        result = invoke("fix", str(FIXTURES / name), "--type", method, "--factor", "2", "--dry-run")
+        assert result.exit_code == 2 and refused[model_type] in result.stderr
+        return
+    report, out = fixed(tmp_path, name, ["--type", method, "--factor", "2"])
+    config = json.loads(out.read_text())
+    spec = spec_from_config(config, str(out))
+    assert spec.method == ("default" if method == "ntk" else method), report
+    if model_type == "nomic_bert":
+        return  # its remote code reads rotary_scaling_factor; transformers' native class ignores that key
+    verdict = transformers_verdict(config)
+    assert verdict.raised is None, verdict.raised
+    before = transformers_verdict(json.loads((FIXTURES / name / "config.json").read_text())).warnings
+    assert [w for w in verdict.warnings if w not in before] == []
+    ours, attention = rope_math.spec_inv_freq(spec, 2 * (spec.context or 0))
+    theirs, their_attention = transformers_inv_freq(config, 2 * (spec.context or 0))
+    assert max(abs(a - b) / abs(b) for a, b in zip(ours, theirs, strict=True)) <= 1e-6
+    assert math.isclose(attention, their_attention, rel_tol=1e-6)

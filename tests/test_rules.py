@@ -64,6 +64,9 @@ TRIGGERS: dict[str, tuple[dict[str, Any], int | None, str]] = {
     "RD112": (copy.deepcopy(PHI3), None, "rope_scaling.factor"),
     "RD113": (llama(max_position_embeddings=16384, rope_scaling={
         "rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 4096}), None, "rope_scaling.factor"),
+    "RD114": ({"model_type": "mixtral", "hidden_size": 4096, "num_attention_heads": 32,
+               "max_position_embeddings": 32768, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
+              "head_dim"),
     "RD201": (llama(rope_scaling={"type": "linear", "rope_type": "dynamic", "factor": 2.0}), None, "rope_scaling.type"),
     "RD202": (llama(rope_scaling={"rope_type": "linear", "factor": 2.0},
                     rope_parameters={"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0}), None,

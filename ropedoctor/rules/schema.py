@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from ropedoctor import hf_keys as K
+from ropedoctor.families import family_of
 from ropedoctor.rules.registry import Hit, Target, rule
 from ropedoctor.spec import RopeSpec, json_int, json_number
 
@@ -424,3 +425,31 @@ def v4_float_required(spec: RopeSpec, target: Target) -> Iterator[Hit]:
         listed = ", ".join(f"`{k}` {raw[k]}" for k in keys)
         yield Hit(f"integers where transformers 4.x warns that it wants floats: {listed}",
                   spec.hf.path(spec.hf.raw_block_key or K.ROPE_SCALING, keys[0]))
+
+
+@rule("RD114", "scaling-without-head-dim", "error")
+def scaling_without_head_dim(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    Reports RoPE scaling on a model whose transformers config class leaves `head_dim` unset
+    (Mixtral) when the file does not set it.
+
+    ## Why it matters
+    transformers 5.23's scaled RoPE functions (linear, dynamic, yarn, longrope, llama3) read
+    `getattr(config, "head_dim", hidden_size // num_attention_heads)`, which returns the class's
+    `None`, and fail with `TypeError: unsupported operand type(s) for *: 'NoneType' and 'float'`
+    when the model is built. Unscaled RoPE uses another code path and works.
+
+    ## Example
+    ```json
+    "model_type": "mixtral", "rope_scaling": {"rope_type": "yarn", "factor": 2.0}
+    ```
+
+    ## Fix
+    Add `"head_dim": 128` (hidden_size / num_attention_heads); `ropedoctor fix` does.
+    """
+    if spec.hf is None or spec.method in ("default", "none") or not family_of(spec.model_type).needs_explicit_head_dim:
+        return
+    if spec.hf.text.get(K.HEAD_DIM) is None:
+        yield Hit(f"{spec.method} scaling without head_dim: transformers 5 fails with TypeError when it builds the "
+                  f"{spec.model_type} model; add 'head_dim: {spec.head_dim}'", spec.hf.path(K.HEAD_DIM))

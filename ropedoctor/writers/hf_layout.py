@@ -94,9 +94,11 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
         wanted[K.ORIGINAL_MAX_POSITIONS] = after.original_context  # says max_position_embeddings is the trained length
 
     chosen = file_style(text) if style == "keep" else style
-    if family.top_level_original and after.method not in ("longrope", "default") and chosen in ("v4", "both"):
-        raise InputError(before.source, f"transformers 4.x reads Phi-3 scaling only as longrope; {after.method} "
-                                        f"needs --style v5")
+    if family.top_level_original and after.method not in ("longrope", "default"):
+        raise InputError(before.source, f"transformers' Phi-3 validator accepts only longrope scaling, not "
+                                        f"{after.method}; use --type ntk for a static base")
+    if family.needs_explicit_head_dim and after.method != "default" and K.HEAD_DIM not in text and after.head_dim:
+        wanted[K.HEAD_DIM] = after.head_dim  # RD114
     block = _block(after)
     theta_key = family.theta_keys[0] if family.theta_keys != (K.ROPE_RATIO,) else K.ROPE_THETA
     if family.layer_labels:
@@ -108,6 +110,8 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
         if after.theta is not None and (after.theta != before.theta or theta_key not in text) and not implicit:
             wanted[theta_key] = after.theta
         scaling = _v4_block(block, raw, after.model_type)
+        if scaling is None and family.default_block:
+            scaling = {K.ROPE_TYPE: "default"}  # null would let the class fill in its own scaling (gpt-oss)
         if scaling is not None or text.get(K.ROPE_SCALING) is not None:
             wanted[K.ROPE_SCALING] = scaling
     if chosen == "v4" and K.ROPE_PARAMETERS in text:
