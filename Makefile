@@ -47,6 +47,8 @@ test: lint typecheck pytest
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/gguf_header.py
+	$(BIN)/python bench/gguf_fix.py
 
 clean:
 	rm -rf $(VENV) $(VENV_TF4) .mypy_cache .pytest_cache .ruff_cache

