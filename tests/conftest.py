@@ -1,8 +1,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,3 +41,28 @@ def llama_config() -> dict[str, Any]:
         "model_type": "llama", "hidden_size": 4096, "num_attention_heads": 32, "num_key_value_heads": 8,
         "num_hidden_layers": 32, "max_position_embeddings": 4096, "rope_theta": 10000.0, "rope_scaling": None,
     }
+
+
+def as_nobody(action: Callable[[], str]) -> str:
+    """``action()`` in a forked child that dropped root (uid 65534), so file permissions really apply.
+
+    Returns what ``action`` returned, or ``crash: <exception>``. Tests run as root here, and root
+    reads and writes through any permission bits.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: never returns into pytest
+        os.close(read_end)
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            payload = action()
+        except BaseException as exc:
+            payload = f"crash: {exc!r}"
+        os.write(write_end, payload.encode())
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        answer = pipe.read()
+    os.waitpid(pid, 0)
+    return answer

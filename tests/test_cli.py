@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from conftest import FIXTURES, invoke, run_cli, write_config
+from conftest import FIXTURES, as_nobody, invoke, run_cli, write_config
 
 HEALTHY = str(FIXTURES / "qwen2.5-7b-instruct")
 BROKEN = str(FIXTURES / "broken" / "yarn-legacy-type-conflict")
@@ -158,29 +158,16 @@ def test_bad_inputs_in_subprocess(bad_inputs: list[tuple[str, str, str]]) -> Non
 
 
 def _check_as_nobody(path: Path) -> tuple[int, str]:
-    """Run check in a forked child that dropped root, so file permissions really apply."""
+    """check run as an unprivileged user: (exit code, stderr)."""
     import ropedoctor.check
     import ropedoctor.report  # noqa: F401  (the child may not read the source tree)
 
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        os.close(read_end)
-        try:
-            os.setgid(65534)
-            os.setuid(65534)
-            result = invoke("check", str(path))
-            crash = result.exception if not isinstance(result.exception, SystemExit) else None
-            payload = json.dumps([result.exit_code, result.stderr + (repr(crash) if crash else "")])
-        except BaseException as exc:
-            payload = json.dumps([99, repr(exc)])
-        os.write(write_end, payload.encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        data = pipe.read()
-    os.waitpid(pid, 0)
-    code, stderr = json.loads(data)
+    def action() -> str:
+        result = invoke("check", str(path))
+        crash = result.exception if not isinstance(result.exception, SystemExit) else None
+        return json.dumps([result.exit_code, result.stderr + (repr(crash) if crash else "")])
+
+    code, stderr = json.loads(as_nobody(action))
     return int(code), str(stderr)
 
 

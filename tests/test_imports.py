@@ -1,4 +1,4 @@
-"""check of a config.json stays on the fast path: none of the heavy libraries is imported."""
+"""check of a config.json or a local GGUF stays on the fast path: none of the heavy libraries is imported."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ sys.stderr.write(repr(sorted(m.split(".")[0] for m in sys.modules)))
 
 def test_check_imports_no_heavy_library() -> None:
     for fmt in ("text", "json"):
-        for model in ("qwen2.5-7b-instruct", "gemma-3-4b-it", "broken/yarn-legacy-type-conflict"):
+        for model in ("qwen2.5-7b-instruct", "gemma-3-4b-it", "broken/yarn-legacy-type-conflict",
+                      "gguf/qwen2.5-7b-yarn-capped.gguf"):
             code = PROBE.format(path=str(FIXTURES / model), fmt=fmt)
             result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
             loaded = set(eval(result.stderr.splitlines()[-1]))

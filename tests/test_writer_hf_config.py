@@ -20,7 +20,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, ROOT
+from conftest import FIXTURES, ROOT, as_nobody
 from ropedoctor.errors import InputError
 from ropedoctor.writers import atomic
 from ropedoctor.writers.atomic import write_atomic
@@ -556,27 +556,16 @@ def test_atomic_directory_and_missing_folder(tmp_path: Path) -> None:
 
 
 def _as_nobody(action: Callable[[], None]) -> str:
-    """Run ``action`` in a forked child that dropped root; the InputError line it raised, or a crash."""
-    read_end, write_end = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns into pytest
-        os.close(read_end)
+    """``action`` as uid 65534: the InputError line it raised, "no error", or a crash."""
+
+    def run() -> str:
         try:
-            os.setgid(65534)
-            os.setuid(65534)
             action()
-            payload = "no error"
         except InputError as exc:
-            payload = exc.line
-        except BaseException as exc:
-            payload = f"crash: {exc!r}"
-        os.write(write_end, payload.encode())
-        os._exit(0)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        answer = pipe.read()
-    os.waitpid(pid, 0)
-    return answer
+            return exc.line
+        return "no error"
+
+    return as_nobody(run)
 
 
 def test_atomic_unwritable_folder(tmp_path: Path) -> None:
