@@ -1,6 +1,7 @@
 """Run by the transformers 4.57 venv (.venv-tf4): load a config.json folder and report what 4.x makes of it.
 
-Prints one JSON object: {"raised", "warnings", "rope_theta", "rope_scaling", "max_position_embeddings"}.
+Prints one JSON object per folder argument, one per line:
+{"folder", "raised", "warnings", "rope_theta", "rope_scaling", "max_position_embeddings"}.
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ class _Collect(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def main(folder: str) -> None:
+def probe(folder: str) -> None:
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
     handler = _Collect()
-    hf_logging.get_logger("transformers").addHandler(handler)
-    out: dict[str, Any] = {"raised": None}
+    logger = hf_logging.get_logger("transformers")
+    logger.addHandler(handler)
+    out: dict[str, Any] = {"folder": folder, "raised": None}
     try:
         config = AutoConfig.from_pretrained(folder)
         text = config.get_text_config()
@@ -34,9 +36,11 @@ def main(folder: str) -> None:
                    max_position_embeddings=getattr(text, "max_position_embeddings", None))
     except Exception as exc:  # the probe reports; the test decides
         out["raised"] = f"{type(exc).__name__}: {exc}"
+    logger.removeHandler(handler)
     out["warnings"] = [m for m in handler.messages if "rope" in m.lower() or "factor" in m.lower()]
-    print(json.dumps(out))
+    print(json.dumps(out), flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    for argument in sys.argv[1:]:
+        probe(argument)

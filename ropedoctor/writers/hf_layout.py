@@ -102,6 +102,8 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
     block = _block(after)
     theta_key = family.theta_keys[0] if family.theta_keys != (K.ROPE_RATIO,) else K.ROPE_THETA
     if family.layer_labels:
+        if chosen in ("v4", "both") and after.theta is not None and after.theta != before.theta:
+            wanted[theta_key] = after.theta  # the full-attention layers' base
         _layered(text, block, after, chosen, wanted)
         return _changes(text, prefix, wanted)
     raw = layout.raw_block
