@@ -18,6 +18,7 @@ from gguf_files import VT, llama_kv, write_gguf
 from oracle_transformers import transformers_verdict
 from ropedoctor import rope_math
 from ropedoctor.sources.hf_config import spec_from_config
+from ropedoctor.spec import RopeSpec
 from test_rope_math import transformers_inv_freq
 
 TF4_PYTHON = Path(os.environ.get("ROPEDOCTOR_TF4_PYTHON", ROOT / ".venv-tf4" / "bin" / "python"))
@@ -281,7 +282,7 @@ def test_every_fixture_and_method_in_transformers_4(tmp_path: Path) -> None:
     """--style v4 and both: transformers 4.57 reads every fixed fixture (it ships) as planned, without warnings."""
     candidates = [name for name in _native_rope_fixtures() if not name.endswith("tf5-converted")]
     loads_in_4 = tf4_many([FIXTURES / name for name in candidates])
-    planned: dict[str, Any] = {}
+    planned: dict[str, RopeSpec] = {}
     for name in candidates:
         config = json.loads((FIXTURES / name / "config.json").read_text())
         if loads_in_4[str(FIXTURES / name)]["raised"] or config.get("model_type") in ("phi3", "nomic_bert"):
@@ -297,13 +298,13 @@ def test_every_fixture_and_method_in_transformers_4(tmp_path: Path) -> None:
                 planned[str(folder)] = spec_from_config(json.loads(out.read_text()), str(out))
     seen = tf4_many([Path(folder) for folder in planned])
     problems = []
-    for folder, spec in planned.items():
-        got = seen[folder]
+    for where, spec in planned.items():
+        got = seen[where]
         scaling = got.get("rope_scaling") or {"rope_type": "default"}
-        method = scaling.get("rope_type", scaling.get("type"))
-        if got["raised"] or got["warnings"] or method != spec.method or \
+        got_method = scaling.get("rope_type", scaling.get("type"))
+        if got["raised"] or got["warnings"] or got_method != spec.method or \
                 not math.isclose(got.get("rope_theta") or 0, spec.theta or 0, rel_tol=1e-9) or \
                 (spec.factor is not None and scaling.get("factor") != spec.factor):
-            problems.append((Path(folder).name, got, spec.method, spec.theta, spec.factor))
+            problems.append((Path(where).name, got, spec.method, spec.theta, spec.factor))
     assert problems == [], problems
     assert len(planned) >= 100
