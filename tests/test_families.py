@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from transformers import CONFIG_MAPPING
 
 from ropedoctor.families import FAMILIES
-
-transformers = pytest.importorskip("transformers")  # allowed: test extra, always installed by `make test`
-from transformers import CONFIG_MAPPING  # noqa: E402
 
 
 @pytest.mark.parametrize("model_type", sorted(t for t in FAMILIES if t in CONFIG_MAPPING))
