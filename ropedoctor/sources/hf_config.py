@@ -203,7 +203,7 @@ class _Reader:
             original = self.trained_length(method, context, factor)
         elif original is None and family.top_level_original:  # Phi-3 'su': transformers fails, the length stands
             original = json_int(text.get(K.ORIGINAL_MAX_POSITIONS))
-        if family is family_of("qwen") and text.get(K.USE_DYNAMIC_NTK) is True:
+        if model_type == "qwen" and text.get(K.USE_DYNAMIC_NTK) is True:
             method, factor = "dynamic", None  # Qwen v1: NTK alpha recomputed from each input's length
             self.provenance["method"] = self.prefix + K.USE_DYNAMIC_NTK
         if model_type == "nomic_bert":
