@@ -134,6 +134,37 @@ def fix(
     raise typer.Exit(run_fix(path, options))
 
 
+class FlagsFormat(str, Enum):
+    text = "text"
+    json = "json"
+    shell = "shell"
+
+
+@app.command()
+def flags(
+    path: Annotated[str, typer.Argument(help="A model folder, config.json, .gguf or hub id (default: .).")] = ".",
+    ctx: Annotated[int, typer.Option("--ctx", min=1, help="Tokens per sequence to serve.")] = ...,  # type: ignore[assignment]
+    runtime: Annotated[list[str] | None, typer.Option(
+        "--runtime", help="llama.cpp, llama-box, vllm, sglang, tgi, lmdeploy, ollama, transformers, or all.")] = None,
+    runtime_version: Annotated[str | None, typer.Option("--runtime-version", help="Older semantics, e.g. 0.11.0.")]
+    = None,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Concurrent sequences (slots).")] = 1,
+    embedding: Annotated[bool, typer.Option("--embedding", help="Serve embeddings (whole input in one batch).")]
+    = False,
+    method: Annotated[MethodChoice | None, typer.Option("--type", help="Force a method (as fix).")] = None,
+    factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Force a factor (as fix).")] = None,
+    output: Annotated[FlagsFormat, typer.Option("--format", help="text, json or shell.")] = FlagsFormat.text,
+) -> None:
+    """Print the flags each runtime needs to serve --ctx tokens with the RoPE fix would write.
+
+    Example: ropedoctor flags nomic-embed-text-v1.5 --ctx 8192 --runtime llama.cpp --runtime llama-box
+    """
+    from ropedoctor.commands import run_flags
+
+    raise typer.Exit(run_flags(path, ctx, runtime or ["all"], runtime_version, parallel, embedding,
+                               method.value if method else None, factor, output.value))
+
+
 @app.command()
 def compare(
     a: Annotated[str, typer.Argument(help="The reference: a config.json, a model folder, a GGUF or a hub id.")],

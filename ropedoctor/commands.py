@@ -140,3 +140,53 @@ def run_fix(path: str, options: FixOptions) -> int:
         emit(outcome.lines)
     # DESIGN.md's exit codes: the written file may still carry errors it had before (a v5-only layout, say)
     return 1 if any(f["severity"] == "error" for f in outcome.report["findings"]) else 0
+
+
+def run_flags(path: str, ctx: int, runtimes: list[str], version: str | None, parallel: int, embedding: bool,
+              method: str | None, factor: float | None, output: str) -> int:
+    """The flags each runtime needs to serve ``ctx`` tokens per sequence with the planned RoPE."""
+    from ropedoctor.plan import Target as PlanTarget
+    from ropedoctor.plan import plan
+    from ropedoctor.runtimes import RUNTIMES, FlagRequest
+    from ropedoctor.runtimes.base import parse_version
+
+    try:
+        spec = _single(path, None, "hf-config").spec
+        if spec.has_rope:
+            after = plan(spec, PlanTarget(ctx=ctx, method=method, factor=factor)).after  # type: ignore[arg-type]
+        elif spec.positions == "absolute" and spec.position_table and ctx > spec.position_table:
+            print(f"ropedoctor: error: {spec.source}: --ctx {ctx} is beyond the {spec.position_table} learned "
+                  f"positions of this {spec.model_type} model; no RoPE flag can extend it", file=sys.stderr)
+            return 1
+        else:
+            after = spec
+    except InputError as error:
+        print(error.line, file=sys.stderr)
+        return 2
+    names = list(RUNTIMES) if "all" in runtimes or not runtimes else runtimes
+    unknown = [name for name in names if name not in RUNTIMES]
+    if unknown:
+        print(f"ropedoctor: error: --runtime: unknown {', '.join(unknown)}; known: {', '.join(RUNTIMES)}, all",
+              file=sys.stderr)
+        return 2
+    request = FlagRequest(spec, after, ctx, parallel, embedding, parse_version(version))
+    emissions = [e for name in names for e in RUNTIMES[name](request)]
+    if output == "json":
+        print(json.dumps({"runtimes": [e.as_json() for e in emissions]}, indent=2))
+    elif output == "shell":
+        for e in emissions:
+            print(f"# {e.runtime} {e.version}")
+            print(e.command if e.program else "\n".join(f"# {line}" for line in (e.snippet or "").splitlines()))
+    else:
+        from ropedoctor.terminal import emit
+
+        lines = []
+        for e in emissions:
+            lines.append([(f"{e.runtime} ({e.program or 'python'}, {e.version})", "bold")])
+            lines.append([("  " + (e.command or ""), "green")] if e.program else [])
+            lines += [[("  " + line, "green")] for line in (e.snippet or "").splitlines() if e.snippet]
+            if e.max_relative_deviation is not None:
+                lines.append([(f"  max relative deviation from transformers: {e.max_relative_deviation:.2e}", "dim")])
+            lines += [[("  - " + note, "")] for note in e.notes]
+        emit([line for line in lines if line])
+    return 0

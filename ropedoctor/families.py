@@ -198,3 +198,16 @@ GGUF_ARCHS: dict[str, GgufArch] = {
     "mpt": GgufArch(positions="alibi"),
     "refact": GgufArch(positions="alibi"),
 }
+
+
+# The GGUF general.architecture convert_hf_to_gguf.py writes for a transformers model_type.
+GGUF_ARCH_OF: dict[str, str] = {
+    "llama": "llama", "mistral": "llama", "mixtral": "llama", "qwen2": "qwen2", "qwen3": "qwen3",
+    "qwen2_moe": "qwen2moe", "qwen3_moe": "qwen3moe", "qwen2_vl": "qwen2vl", "qwen2_5_vl": "qwen2vl",
+    "qwen2_5_vl_text": "qwen2vl", "gemma3": "gemma3", "gemma3_text": "gemma3", "phi3": "phi3", "phi": "phi2",
+    "nomic_bert": "nomic-bert", "gpt_oss": "gpt-oss", "deepseek_v2": "deepseek2", "deepseek_v3": "deepseek2",
+    "gpt_neox": "gptneox", "internlm2": "internlm2", "modernbert": "modern-bert", "falcon": "falcon",
+    "stablelm": "stablelm", "chatglm": "chatglm", "baichuan": "baichuan", "minicpm3": "minicpm3", "bert": "bert",
+    "xlm-roberta": "bert", "gpt2": "gpt2", "bloom": "bloom", "mpt": "mpt", "qwen": "qwen", "llama4_text": "llama4",
+    "llama4": "llama4", "smollm3": "smollm3", "olmo3": "olmo2", "cohere": "command-r",
+}

@@ -157,7 +157,7 @@ def _linear(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
 
 
 def _dynamic(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
-    max_positions = spec.context or _original(spec)  # transformers keys dynamic NTK to max_position_embeddings
+    max_positions = spec.dynamic_length or _original(spec)
     return dynamic_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, _factor(spec), seq_len or max_positions,
                             max_positions), 1.0
 
@@ -188,3 +188,34 @@ INV_FREQ: dict[str, Callable[[RopeSpec, int | None], tuple[list[float], float]]]
     "default": _default, "linear": _linear, "dynamic": _dynamic, "yarn": _yarn, "llama3": _llama3,
     "longrope": _longrope,
 }
+
+
+# --- llama.cpp / ggml -------------------------------------------------------------------------------------
+def ggml_inv_freq(theta: float, rotary_dim: int, freq_scale: float, ext_factor: float, original: int,
+                  divisors: list[float] | None = None, beta_fast: float = 32.0, beta_slow: float = 1.0,
+                  attn_factor: float = 1.0, magnitude: float | None = None) -> tuple[list[float], float]:
+    """The per-pair angle per position and cos/sin magnitude ggml's rope uses (ggml-cpu ops.cpp).
+
+    ``divisors`` are the ``rope_freqs`` / longrope factor tensor entries. With YaRN
+    (``ext_factor`` != 0) llama.cpp sets the attention factor so that the total magnitude is
+    ``0.1 ln(1/freq_scale) + 1``, or ``magnitude`` when the GGUF has a yarn_log_multiplier
+    (DeepSeek's mscale ratio); otherwise it is ``attn_factor`` (``rope.scaling.attn_factor``).
+    """
+    base = default_inv_freq(theta, rotary_dim)
+    if divisors is not None:
+        base = [f / d for f, d in zip(base, divisors, strict=True)]
+    if ext_factor == 0:
+        return [f * freq_scale for f in base], attn_factor
+    low, high = yarn_correction_range(theta, rotary_dim, original, beta_fast, beta_slow, truncate=True)
+    out = []
+    for i, freq in enumerate(base):
+        ramp = 1 - min(max((i - low) / max(0.001, high - low), 0.0), 1.0)
+        mix = ramp * ext_factor
+        out.append(freq * freq_scale * (1 - mix) + freq * mix)
+    return out, magnitude if magnitude is not None else attn_factor * yarn_mscale(1 / freq_scale)
+
+
+def relative_deviation(ours: tuple[list[float], float], theirs: tuple[list[float], float]) -> float:
+    """The largest relative difference of two (frequencies, attention factor) pairs."""
+    worst = max(abs(a - b) / abs(b) for a, b in zip(ours[0], theirs[0], strict=True) if b)
+    return max(worst, abs(ours[1] - theirs[1]) / abs(theirs[1]))

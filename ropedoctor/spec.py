@@ -137,6 +137,14 @@ class RopeSpec:
             return scaled
         return self.context
 
+    @property
+    def dynamic_length(self) -> int | None:
+        """The length dynamic NTK starts growing the base at: max_position_embeddings in transformers
+        (and InternLM2), max_trained_positions in NomicBert's own code."""
+        if self.model_type == "nomic_bert":
+            return self.original_context or self.context
+        return self.context or self.original_context
+
     def looks_pre_extended(self) -> bool:
         """Whether a linear/dynamic file's max_position_embeddings is already the scaled length."""
         return (
