@@ -79,7 +79,7 @@ def rope_flags(request: FlagRequest, gguf: Baked) -> RopeFlags:
         notes.append(f"llama.cpp has no dynamic NTK: the nearest static equivalent is the base transformers uses "
                      f"at {request.ctx} tokens, {theta:.6g}; shorter inputs get other frequencies than in "
                      f"transformers (which keeps the trained base below {want.dynamic_length} tokens): the "
-                     f"deviation below is that difference")
+                     f"max relative deviation is that difference")
     elif want.method == "default" and gguf.method != "default":
         scaling, factor = "default", 1.0
         argv += ["--rope-scaling", "none"]
