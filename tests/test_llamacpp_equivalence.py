@@ -21,8 +21,8 @@ from typing import Any
 import llama_cpp
 import numpy as np
 import pytest
-from llamacpp_logits import VT, TinyModel, build_tiny_llama, hf_logits, llamacpp_logits, max_abs_diff, random_tokens
 
+from llamacpp_logits import VT, TinyModel, build_tiny_llama, hf_logits, llamacpp_logits, max_abs_diff, random_tokens
 from ropedoctor import rope_math
 
 TOL = 1e-3

@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from gguf_models import VT, write_tiny_llama
 
 from conftest import invoke
+from gguf_models import VT, write_tiny_llama
 
 LOAD = """
 import sys
