@@ -152,6 +152,10 @@ FAMILIES: dict[str, Family] = {
 
 DEFAULT_FAMILY = Family()
 
+# A trained length below this is not plausible for a released LM: a linear-scaled file whose
+# max_position_embeddings / factor is still at least this reads as already extended.
+MIN_PLAUSIBLE_TRAINED_LENGTH = 2048
+
 
 def family_of(model_type: str | None) -> Family:
     """The family row for a model_type; unknown types get the Llama convention."""

@@ -66,7 +66,7 @@ def _report(spec: RopeSpec, the_plan: Plan, changes: list[dict[str, Any]], findi
             "findings": [render.finding_json(f) for f in findings]}
 
 
-def _lines(doc: dict[str, Any], extra: list[Line]) -> list[Line]:
+def _lines(doc: dict[str, Any], findings: list[Finding], extra: list[Line]) -> list[Line]:
     lines: list[Line] = [[(doc["source"], "bold")]]
     lines += [[("  " + reason, "")] for reason in doc["reasons"]]
     for change in doc["changes"]:
@@ -74,9 +74,7 @@ def _lines(doc: dict[str, Any], extra: list[Line]) -> list[Line]:
                       (json.dumps(change["new"]), "green")])
     if not doc["changes"]:
         lines.append([("  no change needed", "green")])
-    for f in doc["findings"]:
-        style = render.SEVERITY_STYLE[f["severity"]]
-        lines.append([("  ", ""), (f"{f['severity']:<7}", style), (f" {f['code']} {f['name']}: {f['message']}", "")])
+    lines += [render.finding_line(f) for f in findings]
     lines += extra
     if doc["written"]:
         lines.append([("wrote ", ""), (doc["written"], "bold")] + ([(f" (backup {doc['backup']})", "dim")]
@@ -108,7 +106,7 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
     fresh = [f for f in _new_errors(run_rules(spec, rule_target), after) if not (v5 and f.code == "RD203")]
     if fresh:
         doc = _report(new_spec, the_plan, changes, fresh, None, None)
-        raise FixError(doc, _lines(doc, [[("nothing written: the result would have new errors", "bold red")]]))
+        raise FixError(doc, _lines(doc, fresh, [[("nothing written: the result would have new errors", "bold red")]]))
     written: str | None = None
     backup: Path | None = None
     extra: list[Line] = []
@@ -121,7 +119,7 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
         write_atomic(destination, new_text.encode(), backup=backup, follow_symlinks=options.follow_symlinks)
         written = str(destination)
     doc = _report(new_spec, the_plan, changes, after, written, str(backup) if backup else None)
-    return FixOutcome(doc, _lines(doc, extra))
+    return FixOutcome(doc, _lines(doc, after, extra))
 
 
 def _get(data: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -189,7 +187,7 @@ def _fix_gguf(path: Path, options: FixOptions) -> FixOutcome:
     doc = _report(new_spec, the_plan, changes, after, written, backup)
     doc["mode"] = edit.mode
     doc["override_kv"] = overrides
-    return FixOutcome(doc, _lines(doc, extra))
+    return FixOutcome(doc, _lines(doc, after, extra))
 
 
 def _progress_callback() -> Any:

@@ -86,13 +86,16 @@ def check_lines(results: list[CheckResult]) -> list[Line]:
         lines += [[("  " + text, "")] for text in spec_summary(spec).splitlines()]
         if not result.findings:
             lines.append([("  no findings", "green")])
-        for f in result.findings:
-            style = SEVERITY_STYLE[f.severity]
-            lines.append([("  ", ""), (f"{f.severity:<7}", style), (f" {f.code} {f.name}: {f.message} ", ""),
-                          (f"({f.location})", "dim")])
+        lines += [finding_line(f) for f in result.findings]
     totals: dict[str, int] = {s: sum(r.count(s) for r in results) for s in SEVERITIES}
     lines.append([(summary_line(totals), "")])
     return lines
+
+
+def finding_line(f: Finding) -> Line:
+    """One finding as people read it: severity, code, name, message, (location)."""
+    return [("  ", ""), (f"{f.severity:<7}", SEVERITY_STYLE[f.severity]), (f" {f.code} {f.name}: {f.message} ", ""),
+            (f"({f.location})", "dim")]
 
 
 def summary_line(totals: Mapping[str, int]) -> str:

@@ -64,16 +64,9 @@ class Emission:
 
 def rope_parameters(spec: RopeSpec) -> dict[str, Any]:
     """The transformers-5 style dict for a spec: always rope_type and rope_theta (never legacy `type`)."""
-    block: dict[str, Any] = {K.ROPE_TYPE: spec.method if spec.method != "none" else "default"}
-    if spec.method not in ("default", "none") and spec.factor is not None:
-        block[K.FACTOR] = float(spec.factor)
-    if spec.method in ("yarn", "llama3", "longrope") and spec.original_context:
-        block[K.ORIGINAL_MAX_POSITIONS] = spec.original_context
-    optional = {K.LOW_FREQ_FACTOR: spec.low_freq_factor, K.HIGH_FREQ_FACTOR: spec.high_freq_factor,
-                K.BETA_FAST: spec.beta_fast, K.BETA_SLOW: spec.beta_slow, K.ATTENTION_FACTOR: spec.attention_factor,
-                K.MSCALE: spec.mscale, K.MSCALE_ALL_DIM: spec.mscale_all_dim, K.TRUNCATE: spec.truncate,
-                K.SHORT_FACTOR: spec.short_factor, K.LONG_FACTOR: spec.long_factor}
-    block.update({k: v for k, v in optional.items() if v is not None})
+    from ropedoctor.writers.hf_layout import scaling_block
+
+    block = scaling_block(spec, as_in_file=False) or {K.ROPE_TYPE: "default"}
     block[K.ROPE_THETA] = spec.theta
     return block
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from ropedoctor import hf_keys as K
 from ropedoctor.errors import InputError
-from ropedoctor.families import Family, PositionKind, family_of
+from ropedoctor.families import MIN_PLAUSIBLE_TRAINED_LENGTH, Family, PositionKind, family_of
 from ropedoctor.sources.json_file import read_json_object, type_name
 from ropedoctor.spec import HfLayout, LayerRope, RopeSpec, json_int, json_number
 
@@ -25,9 +25,6 @@ _SHAPE_KEYS = (
     K.MAX_POSITIONS, K.HIDDEN_SIZE, K.NUM_ATTENTION_HEADS, K.HEAD_DIM, K.N_POSITIONS, K.N_EMBD, K.N_HEAD,
     K.SEQ_LENGTH, K.KV_CHANNELS, K.QK_ROPE_HEAD_DIM, K.MAX_TRAINED_POSITIONS,
 )
-# A trained length below this is not plausible for a released LM; used to tell whether a
-# linear-scaled max_position_embeddings is already the extended length.
-_MIN_PLAUSIBLE_TRAINED_LENGTH = 2048
 
 
 def read_hf_config(path: Path) -> RopeSpec:
@@ -43,12 +40,11 @@ def spec_from_config(data: dict[str, Any], source: str) -> RopeSpec:
         raise InputError(source, f"{prefix}{K.MODEL_TYPE} must be a string, got {type_name(model_type)}")
     _check_shape_types(text, prefix, source)
     family = family_of(model_type)
-    reader = _Reader(text, prefix, family, source, model_type)
-    reader.saved_by = str(data.get("transformers_version", "")) or None
+    reader = _Reader(text, prefix, family, source, model_type, str(data.get("transformers_version", "")) or None)
     positions = _position_kind(text, model_type, family)
     if positions != "rope":
-        return reader.non_rope_spec(model_type, positions)
-    return reader.rope_spec(model_type)
+        return reader.non_rope_spec(positions)
+    return reader.rope_spec()
 
 
 def _text_part(data: dict[str, Any], source: str) -> tuple[dict[str, Any], str]:
@@ -102,14 +98,15 @@ def _position_kind(text: dict[str, Any], model_type: str | None, family: Family)
 class _Reader:
     """Reads one (text) config with its family's names, recording where each value came from."""
 
-    def __init__(self, text: dict[str, Any], prefix: str, family: Family, source: str, model_type: str | None) -> None:
+    def __init__(self, text: dict[str, Any], prefix: str, family: Family, source: str, model_type: str | None,
+                 saved_by: str | None) -> None:
         self.text = text
         self.model_type = model_type
         self.prefix = prefix
         self.family = family
         self.source = source
         self.provenance: dict[str, str] = {}
-        self.saved_by: str | None = None
+        self.saved_by = saved_by
 
     # --- plain values -------------------------------------------------------------
     def first(self, field: str, keys: tuple[str, ...]) -> Any:
@@ -140,13 +137,13 @@ class _Reader:
         return value if isinstance(value, bool) else self.family.causal
 
     # --- models without RoPE --------------------------------------------------------
-    def non_rope_spec(self, model_type: str | None, positions: PositionKind) -> RopeSpec:
+    def non_rope_spec(self, positions: PositionKind) -> RopeSpec:
         context = self.context()
         if positions == "alibi" and "context" not in self.provenance:
             context = None  # the family default is an absolute table size (BERT's 512), not an ALiBi length
         table = context - self.family.position_offset if context and positions == "absolute" else None
         return RopeSpec(
-            source=self.source, format="hf-config", model_type=model_type, positions=positions, method="none",
+            source=self.source, format="hf-config", model_type=self.model_type, positions=positions, method="none",
             context=context, head_dim=self.head_dim(), causal=self.causal(), remote_code=self.family.remote_code,
             position_table=table, provenance=self.provenance,
         )
@@ -167,8 +164,8 @@ class _Reader:
         value = self.first("partial_rotary_factor", self.family.partial_rotary_keys)
         return value if value is not None else self.family.default_partial_rotary
 
-    def rope_spec(self, model_type: str | None) -> RopeSpec:
-        text, family = self.text, self.family
+    def rope_spec(self) -> RopeSpec:
+        text, family, model_type = self.text, self.family, self.model_type
         context = self.context()
         head_dim = self.head_dim()
         located, raw_block, raw_key = self.standardised_blocks(context)
@@ -237,7 +234,7 @@ class _Reader:
         # Vendors disagree whether a linear file's max_position_embeddings is the original
         # (LongChat: 2048 with x8) or the extended length (Together 32K: 32768 with x8); read
         # it as extended when dividing by the factor still leaves a plausible trained length.
-        if method == "linear" and context and factor and factor > 1 and context / factor >= _MIN_PLAUSIBLE_TRAINED_LENGTH:
+        if method == "linear" and context and factor and factor > 1 and context / factor >= MIN_PLAUSIBLE_TRAINED_LENGTH:
             return int(context / factor)
         return context
 

@@ -14,16 +14,13 @@ from typing import Any, Literal
 
 from ropedoctor import hf_keys as K
 from ropedoctor.errors import InputError
-from ropedoctor.families import family_of
+from ropedoctor.families import MIN_PLAUSIBLE_TRAINED_LENGTH, family_of
 from ropedoctor.plan import Plan
 from ropedoctor.spec import RopeSpec
 from ropedoctor.writers.hf_config import DELETE, Change
 
 Style = Literal["keep", "v4", "v5", "both"]
 STYLES: tuple[Style, ...] = ("keep", "v4", "v5", "both")
-# A linear file whose max_position_embeddings / factor is at least this reads as already
-# extended (sources/hf_config.py); the fix then names the trained length explicitly.
-_MIN_PLAUSIBLE_TRAINED_LENGTH = 2048
 _WRITABLE_REMOTE = ("internlm2", "baichuan", "minicpm")
 
 
@@ -34,16 +31,22 @@ def file_style(text: dict[str, Any]) -> Style:
     return "both" if v4 and v5 else "v5" if v5 else "v4"
 
 
-def _block(spec: RopeSpec) -> dict[str, Any] | None:
-    """The scaling block of a spec, transformers' keys only (None when unscaled)."""
+def scaling_block(spec: RopeSpec, *, as_in_file: bool = True) -> dict[str, Any] | None:
+    """The transformers scaling block of a spec (None when unscaled); runtimes' JSON overrides use it too.
+
+    ``as_in_file``: a longrope block keeps the file's shape (no ``factor`` unless it had one; the
+    original length stays where Phi-3 keeps it, at the top level). Runtime overrides want both inside.
+    """
     if spec.method in ("default", "none"):
         return None
     block: dict[str, Any] = {K.ROPE_TYPE: spec.method}
-    if spec.factor is not None and not (spec.method == "longrope" and spec.hf and K.FACTOR not in
-                                        (spec.hf.raw_block or {})):
+    implied = as_in_file and spec.method == "longrope" and spec.hf is not None and \
+        K.FACTOR not in (spec.hf.raw_block or {})
+    if spec.factor is not None and not implied:
         block[K.FACTOR] = float(spec.factor)
+    inside = ("yarn", "llama3") if as_in_file else ("yarn", "llama3", "longrope")
     optional = {
-        K.ORIGINAL_MAX_POSITIONS: spec.original_context if spec.method in ("yarn", "llama3") else None,
+        K.ORIGINAL_MAX_POSITIONS: spec.original_context if spec.method in inside else None,
         K.LOW_FREQ_FACTOR: spec.low_freq_factor, K.HIGH_FREQ_FACTOR: spec.high_freq_factor,
         K.ATTENTION_FACTOR: spec.attention_factor, K.BETA_FAST: spec.beta_fast, K.BETA_SLOW: spec.beta_slow,
         K.MSCALE: spec.mscale, K.MSCALE_ALL_DIM: spec.mscale_all_dim, K.TRUNCATE: spec.truncate,
@@ -90,7 +93,7 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
                                             "use --type dynamic or --type ntk")
         return _changes(text, prefix, wanted)
     if after.method == "linear" and after.factor and after.context and after.original_context == after.context \
-            and after.context / after.factor >= _MIN_PLAUSIBLE_TRAINED_LENGTH and not family.top_level_original:
+            and after.context / after.factor >= MIN_PLAUSIBLE_TRAINED_LENGTH and not family.top_level_original:
         wanted[K.ORIGINAL_MAX_POSITIONS] = after.original_context  # says max_position_embeddings is the trained length
 
     chosen = file_style(text) if style == "keep" else style
@@ -99,7 +102,7 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
                                         f"{after.method}; use --type ntk for a static base")
     if family.needs_explicit_head_dim and after.method != "default" and K.HEAD_DIM not in text and after.head_dim:
         wanted[K.HEAD_DIM] = after.head_dim  # RD114
-    block = _block(after)
+    block = scaling_block(after)
     theta_key = family.theta_keys[0] if family.theta_keys != (K.ROPE_RATIO,) else K.ROPE_THETA
     if family.layer_labels:
         if chosen in ("v4", "both") and after.theta is not None and after.theta != before.theta:
