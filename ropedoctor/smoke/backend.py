@@ -1,0 +1,63 @@
+"""What a smoke-test backend (transformers, llama.cpp) offers the checks: the one seam between them.
+
+The checks (finite, passkey, perplexity, speed) only talk to a ``Backend``; each backend loads the model with the
+planned RoPE applied in memory and hides how its runtime computes. Memory discipline is the backend's job: no
+method may hold logits for all positions of a long input at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class ForwardStats:
+    """One forward pass over a whole input."""
+
+    n_tokens: int
+    all_finite: bool  # every logit the pass produced is finite (checked chunk by chunk)
+    seconds: float
+    # mean L2 norm of the last hidden state (transformers) or of the logits (llama.cpp), per position bucket
+    # (start, end) -> norm; buckets are the ones the caller asked for
+    bucket_norms: dict[tuple[int, int], float] = field(default_factory=dict)
+    norm_of: str = "hidden_state"  # "hidden_state" | "logits": what bucket_norms measures
+
+
+class Backend(Protocol):
+    name: str  # "transformers" | "llama.cpp"
+    device: str  # what runs it, in words: "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
+    dtype: str  # "float32", "bfloat16", ... (llama.cpp: the GGUF's file type)
+
+    def tokenize(self, text: str) -> list[int]:
+        """Token ids as the model expects them (BOS added when the model's tokenizer adds it)."""
+        ...
+
+    def detokenize(self, ids: list[int]) -> str:
+        ...
+
+    def forward(self, ids: list[int], buckets: list[tuple[int, int]]) -> ForwardStats:
+        """One pass over ``ids`` (prefill), checking every logit for finiteness in chunks."""
+        ...
+
+    def token_losses(self, ids: list[int]) -> list[float]:
+        """Negative log-likelihood (nats) of ``ids[i + 1]`` given ``ids[: i + 1]``, for every i: len(ids) - 1 values.
+
+        Computed from hidden states in chunks through the LM head, never all logits at once.
+        """
+        ...
+
+    def generate(self, ids: list[int], max_new_tokens: int) -> list[int]:
+        """Greedy continuation of ``ids`` (only the new tokens); only the last position's logits are kept."""
+        ...
+
+    def reset(self) -> None:
+        """Forget state between measurements (dynamic NTK's cached frequencies, the KV cache)."""
+        ...
+
+    def peak_memory_bytes(self) -> int:
+        """Peak memory since load: torch's allocator counter on CUDA, the process's peak RSS on CPU."""
+        ...
+
+    def close(self) -> None:
+        ...
