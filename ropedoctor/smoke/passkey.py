@@ -49,10 +49,7 @@ def filler(variant: Variant, n_chars: int, rng: random.Random) -> str:
     size = 0
     i = 0
     while size < n_chars:
-        if variant == "classic":
-            part = FILLER
-        else:
-            part = DIGIT_SENTENCES[i % len(DIGIT_SENTENCES)].format(n=new_key(rng))
+        part = FILLER if variant == "classic" else DIGIT_SENTENCES[i % len(DIGIT_SENTENCES)].format(n=new_key(rng))
         parts.append(part)
         size += len(part) + 1
         i += 1
