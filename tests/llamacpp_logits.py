@@ -47,11 +47,11 @@ class TinyModel:
     config: dict[str, Any] = field(default_factory=dict)
 
 
-def _tokenizer(writer: gguf.GGUFWriter) -> None:
+def _tokenizer(writer: gguf.GGUFWriter, n_vocab: int = N_VOCAB) -> None:
     """A minimal SentencePiece ("llama") vocabulary: unk, bos, eos, the 256 byte tokens, unused padding."""
     tokens = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256))]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL, *[gguf.TokenType.BYTE] * 256]
-    while len(tokens) < N_VOCAB:
+    while len(tokens) < n_vocab:
         tokens.append(f"<pad_{len(tokens)}>")
         types.append(gguf.TokenType.UNUSED)
     writer.add_tokenizer_model("llama")
@@ -105,11 +105,11 @@ def _random_weights(model: Any, seed: int) -> None:
             param.copy_(torch.from_numpy(value.astype(np.float32)))
 
 
-def _gguf_tensors(arch: str, state: dict[str, F32], n_head: int) -> dict[str, F32]:
+def _gguf_tensors(arch: str, state: dict[str, F32], n_head: int, n_head_kv: int, n_layer: int) -> dict[str, F32]:
     """HF state dict to GGUF tensor names (and llama's Q/K permutation)."""
     out = {"token_embd.weight": state["model.embed_tokens.weight"], "output_norm.weight": state["model.norm.weight"],
            "output.weight": state["lm_head.weight"]}
-    for i in range(N_LAYER):
+    for i in range(n_layer):
         hf, blk = f"model.layers.{i}.", f"blk.{i}."
         out[blk + "attn_norm.weight"] = state[hf + "input_layernorm.weight"]
         out[blk + "ffn_norm.weight"] = state[hf + "post_attention_layernorm.weight"]
@@ -117,7 +117,7 @@ def _gguf_tensors(arch: str, state: dict[str, F32], n_head: int) -> dict[str, F3
         out[blk + "ffn_down.weight"] = state[hf + "mlp.down_proj.weight"]
         if arch == "llama":
             out[blk + "attn_q.weight"] = permute(state[hf + "self_attn.q_proj.weight"], n_head)
-            out[blk + "attn_k.weight"] = permute(state[hf + "self_attn.k_proj.weight"], n_head)
+            out[blk + "attn_k.weight"] = permute(state[hf + "self_attn.k_proj.weight"], n_head_kv)
             out[blk + "attn_v.weight"] = state[hf + "self_attn.v_proj.weight"]
             out[blk + "ffn_gate.weight"] = state[hf + "mlp.gate_proj.weight"]
             out[blk + "ffn_up.weight"] = state[hf + "mlp.up_proj.weight"]
@@ -165,30 +165,53 @@ def build_tiny_llama(tmp: Path, rope: dict[str, Any], *, n_ctx_train: int = 256,
     _random_weights(model, seed)
     model.save_pretrained(hf_dir)
     (hf_dir / "config.json").write_text(json.dumps(config, indent=2))  # the config.json under test, not v5's rewrite
-    state = {k: v.detach().numpy().astype(np.float32) for k, v in model.state_dict().items()}
-
     path = tmp / "model.gguf"
+    trained = {"{arch}.context_length": (n_ctx_train, VT.UINT32)}  # even when config.json declares more
+    write_gguf(hf_dir, path, gguf_kv={**trained, **(gguf_kv or {})}, tensors=tensors)
+    return TinyModel(arch, hf_dir, path, n_ctx_train, head_dim, n_head, config=config)
+
+
+def write_gguf(hf_dir: Path, path: Path, *, gguf_kv: dict[str, tuple[Any, gguf.GGUFValueType]] | None = None,
+               tensors: dict[str, F32] | None = None) -> None:
+    """A float32 GGUF of the transformers folder ``hf_dir`` (config.json + model.safetensors), as the converter lays
+    it out: ``context_length`` = max_position_embeddings, ``rope.freq_base`` = rope_theta, the byte-level vocabulary
+    padded to the model's ``vocab_size``. RoPE scaling keys only from ``gguf_kv`` (keys may use ``{arch}``; a key
+    the function writes itself is replaced), extra tensors only from ``tensors``.
+    """
+    from safetensors.numpy import load_file
+
+    config = json.loads((hf_dir / "config.json").read_text())
+    arch = config["model_type"]
+    if arch not in HF_CLASS:
+        raise ValueError(f"unsupported arch {arch!r}")
+    n_embd, n_head = int(config["hidden_size"]), int(config["num_attention_heads"])
+    n_head_kv = int(config.get("num_key_value_heads") or n_head)
+    head_dim = int(config.get("head_dim") or n_embd // n_head)
+    n_layer = int(config["num_hidden_layers"])
+    rope_theta = config.get("rope_theta") or (config.get("rope_parameters") or {}).get("rope_theta") or 10000.0
+    state = {k: v.astype(np.float32) for k, v in load_file(str(hf_dir / "model.safetensors")).items()}
+    if "lm_head.weight" not in state:  # tied embeddings: llama.cpp reads token_embd for the output too
+        state["lm_head.weight"] = state["model.embed_tokens.weight"]
     writer = gguf.GGUFWriter(str(path), arch)
     kv: dict[str, tuple[Any, gguf.GGUFValueType]] = {
-        "{arch}.context_length": (n_ctx_train, VT.UINT32), "{arch}.embedding_length": (N_EMBD, VT.UINT32),
-        "{arch}.block_count": (N_LAYER, VT.UINT32), "{arch}.feed_forward_length": (N_FF, VT.UINT32),
-        "{arch}.attention.head_count": (n_head, VT.UINT32), "{arch}.attention.head_count_kv": (n_head, VT.UINT32),
-        "{arch}.rope.dimension_count": (head_dim, VT.UINT32),
-        "{arch}.rope.freq_base": (float(config["rope_theta"]), VT.FLOAT32),
-        "{arch}.attention.layer_norm_rms_epsilon": (RMS_EPS, VT.FLOAT32),
+        "{arch}.context_length": (int(config["max_position_embeddings"]), VT.UINT32),
+        "{arch}.embedding_length": (n_embd, VT.UINT32), "{arch}.block_count": (n_layer, VT.UINT32),
+        "{arch}.feed_forward_length": (int(config["intermediate_size"]), VT.UINT32),
+        "{arch}.attention.head_count": (n_head, VT.UINT32), "{arch}.attention.head_count_kv": (n_head_kv, VT.UINT32),
+        "{arch}.rope.dimension_count": (head_dim, VT.UINT32), "{arch}.rope.freq_base": (float(rope_theta), VT.FLOAT32),
+        "{arch}.attention.layer_norm_rms_epsilon": (float(config.get("rms_norm_eps", RMS_EPS)), VT.FLOAT32),
         **(gguf_kv or {}),  # the caller's keys win (e.g. a freq_base other than config.json's)
     }
     for key, (value, vtype) in kv.items():
         writer.add_key_value(key.format(arch=arch), value, vtype)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    _tokenizer(writer)
-    for name, array in {**_gguf_tensors(arch, state, n_head), **(tensors or {})}.items():
+    _tokenizer(writer, int(config["vocab_size"]))
+    for name, array in {**_gguf_tensors(arch, state, n_head, n_head_kv, n_layer), **(tensors or {})}.items():
         writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return TinyModel(arch, hf_dir, path, n_ctx_train, head_dim, n_head, config=config)
 
 
 def hf_logits(model: TinyModel, tokens: list[int]) -> F32:
