@@ -6,43 +6,14 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
-from typing import Any
 
-import llama_cpp
 import pytest
 
 from conftest import invoke
 from llamacpp_logits import TinyModel, build_tiny_llama, hf_logits, llamacpp_logits, max_abs_diff, random_tokens
+from ropedoctor.smoke.llamacpp_params import llama_kwargs
 
 TRAIN, LONG = 256, 1024
-_SCALING = {"none": llama_cpp.LLAMA_ROPE_SCALING_TYPE_NONE, "linear": llama_cpp.LLAMA_ROPE_SCALING_TYPE_LINEAR,
-            "yarn": llama_cpp.LLAMA_ROPE_SCALING_TYPE_YARN}
-
-
-def llama_kwargs(argv: list[str]) -> dict[str, Any]:
-    """llama-server's command line as llama_cpp.Llama keyword arguments (what llama-server would set)."""
-    kwargs: dict[str, Any] = {}
-    args = iter(argv)
-    for flag in args:
-        if flag == "-c":
-            kwargs["n_ctx"] = int(next(args))
-        elif flag in ("-np", "-b", "-ub"):
-            next(args)
-        elif flag == "--rope-scaling":
-            kwargs["rope_scaling_type"] = _SCALING[next(args)]
-        elif flag == "--rope-scale":
-            kwargs["rope_freq_scale"] = 1 / float(next(args))
-        elif flag == "--rope-freq-base":
-            kwargs["rope_freq_base"] = float(next(args))
-        elif flag == "--yarn-orig-ctx":
-            kwargs["yarn_orig_ctx"] = int(next(args))
-        elif flag == "--override-kv":
-            key, typed = next(args).split("=", 1)
-            kind, value = typed.split(":", 1)
-            kwargs.setdefault("kv_overrides", {})[key] = int(value) if kind == "int" else float(value)
-        elif flag != "--embedding":
-            raise AssertionError(f"unexpected flag {flag}")
-    return kwargs
 
 
 @pytest.fixture(scope="module")
