@@ -16,6 +16,7 @@ from ropedoctor import report as render
 from ropedoctor.errors import InputError
 from ropedoctor.fix_options import FixOptions
 from ropedoctor.plan import Plan, plan
+from ropedoctor.plan import Target as PlanTarget
 from ropedoctor.rules import Finding, Target, run_rules
 from ropedoctor.sources import GGUF_SUFFIX, resolve
 from ropedoctor.spec import RopeSpec
@@ -83,19 +84,39 @@ def _lines(doc: dict[str, Any], findings: list[Finding], extra: list[Line]) -> l
 
 
 # --- config.json ---------------------------------------------------------------------------------
-def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
+@dataclass(frozen=True)
+class PlannedConfig:
+    """A config.json and the text fix would write for a target, computed without writing (smoke uses it too)."""
+
+    data: dict[str, Any]
+    text: str
+    plan: Plan
+    edits: list[Any]  # writers.hf_config.Change
+    new_text: str
+
+
+def plan_config(path: Path, target: PlanTarget, style: str = "keep") -> PlannedConfig:
     from ropedoctor.sources.hf_config import spec_from_config
     from ropedoctor.sources.json_file import read_json_object
-    from ropedoctor.writers.atomic import write_atomic
-    from ropedoctor.writers.hf_config import DELETE, edit_config_text, unified_diff
-    from ropedoctor.writers.hf_layout import config_changes, file_style
+    from ropedoctor.writers.hf_config import edit_config_text
+    from ropedoctor.writers.hf_layout import config_changes
 
     data = read_json_object(path)
     text = path.read_bytes().decode("utf-8")  # a byte-order mark stays; the editor keeps it
-    spec = spec_from_config(data, str(path))
-    the_plan = plan(spec, options.target)
-    edits = config_changes(the_plan, options.style)
-    new_text = edit_config_text(text, edits)
+    the_plan = plan(spec_from_config(data, str(path)), target)
+    edits = config_changes(the_plan, style)  # type: ignore[arg-type]
+    return PlannedConfig(data, text, the_plan, edits, edit_config_text(text, edits))
+
+
+def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
+    from ropedoctor.sources.hf_config import spec_from_config
+    from ropedoctor.writers.atomic import write_atomic
+    from ropedoctor.writers.hf_config import DELETE, unified_diff
+    from ropedoctor.writers.hf_layout import file_style
+
+    planned = plan_config(path, options.target, options.style)
+    data, text, the_plan, edits, new_text = planned.data, planned.text, planned.plan, planned.edits, planned.new_text
+    spec = the_plan.before
     new_spec = spec_from_config(json.loads(new_text.removeprefix("\ufeff")), str(path))
     rule_target = Target(ctx=options.target.ctx)
     after = run_rules(new_spec, rule_target)
