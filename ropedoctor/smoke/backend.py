@@ -8,7 +8,7 @@ method may hold logits for all positions of a long input at once.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -24,10 +24,23 @@ class ForwardStats:
     norm_of: str = "hidden_state"  # "hidden_state" | "logits": what bucket_norms measures
 
 
+@dataclass(frozen=True)
+class GenerateStats:
+    """One greedy generation, timed in its two phases (the speed check's prefill and decode rates)."""
+
+    new_ids: list[int]
+    prompt_tokens: int
+    prefill_seconds: float  # the prompt's pass, up to and including the first new token's logits
+    decode_seconds: float  # the len(new_ids) - 1 single-token steps after it
+
+
 class Backend(Protocol):
     name: str  # "transformers" | "llama.cpp"
     device: str  # what runs it, in words: "cpu", "cuda:0 (NVIDIA H100 80GB HBM3)"
     dtype: str  # "float32", "bfloat16", ... (llama.cpp: the GGUF's file type)
+    # what the runtime really loaded, for the report: attn_implementation, device_map, llama.cpp's printed
+    # n_ctx / freq_base / freq_scale / n_ctx_orig_yarn, ... (JSON-serialisable values)
+    info: dict[str, Any]
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids as the model expects them (BOS added when the model's tokenizer adds it)."""
@@ -49,6 +62,11 @@ class Backend(Protocol):
 
     def generate(self, ids: list[int], max_new_tokens: int) -> list[int]:
         """Greedy continuation of ``ids`` (only the new tokens); only the last position's logits are kept."""
+        ...
+
+    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True) -> GenerateStats:
+        """``generate`` with its prefill and decode phases timed; ``stop_at_eos=False`` always makes
+        ``max_new_tokens`` tokens (the speed check needs a fixed number of decode steps)."""
         ...
 
     def reset(self) -> None:
