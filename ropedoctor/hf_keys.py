@@ -44,6 +44,43 @@ LAYER_TYPES = "layer_types"
 IS_CAUSAL = "is_causal"
 POSITION_EMBEDDING_TYPE = "position_embedding_type"  # BERT family: absolute / alibi / rotary
 
+# --- model shape for the memory bill (ropedoctor/memory.py) -------------------------------
+NUM_HIDDEN_LAYERS = "num_hidden_layers"
+NUM_LAYERS = "num_layers"  # ChatGLM
+N_LAYER = "n_layer"  # GPT-2 names (NomicBert)
+NUM_KEY_VALUE_HEADS = "num_key_value_heads"
+NUM_KV_HEADS = "num_kv_heads"  # Falcon (new decoder architecture)
+MULTI_QUERY = "multi_query"  # Falcon-7B: one KV head
+NEW_DECODER_ARCHITECTURE = "new_decoder_architecture"  # Falcon-40B/180B: num_kv_heads
+MULTI_QUERY_ATTENTION = "multi_query_attention"  # ChatGLM
+MULTI_QUERY_GROUP_NUM = "multi_query_group_num"  # ChatGLM: KV heads
+VOCAB_SIZE = "vocab_size"
+PADDED_VOCAB_SIZE = "padded_vocab_size"  # ChatGLM
+INTERMEDIATE_SIZE = "intermediate_size"
+FFN_HIDDEN_SIZE = "ffn_hidden_size"  # ChatGLM
+N_INNER = "n_inner"  # GPT-2 names
+TIE_WORD_EMBEDDINGS = "tie_word_embeddings"
+TORCH_DTYPE = "torch_dtype"  # transformers 4.x
+DTYPE = "dtype"  # transformers 5.x
+SLIDING_WINDOW = "sliding_window"
+SLIDING_WINDOW_PATTERN = "sliding_window_pattern"  # Gemma-3 (every Nth layer global)
+USE_SLIDING_WINDOW = "use_sliding_window"  # Qwen2/Qwen3
+MAX_WINDOW_LAYERS = "max_window_layers"  # Qwen2/Qwen3: layers from this index on use the window
+ATTENTION_CHUNK_SIZE = "attention_chunk_size"  # Llama-4 chunked attention
+NO_ROPE_LAYERS = "no_rope_layers"  # Llama-4: 1 = RoPE (chunked) layer, 0 = NoPE (global) layer
+KV_LORA_RANK = "kv_lora_rank"  # MLA latent width
+Q_LORA_RANK = "q_lora_rank"  # MLA query compression
+QK_NOPE_HEAD_DIM = "qk_nope_head_dim"  # MLA
+V_HEAD_DIM = "v_head_dim"  # MLA
+NUM_LOCAL_EXPERTS = "num_local_experts"  # Mixtral, gpt-oss
+NUM_EXPERTS = "num_experts"  # Qwen MoE
+N_ROUTED_EXPERTS = "n_routed_experts"  # DeepSeek
+N_SHARED_EXPERTS = "n_shared_experts"  # DeepSeek
+MOE_INTERMEDIATE_SIZE = "moe_intermediate_size"  # DeepSeek, Qwen MoE
+SHARED_EXPERT_INTERMEDIATE_SIZE = "shared_expert_intermediate_size"  # Qwen MoE
+FIRST_K_DENSE_REPLACE = "first_k_dense_replace"  # DeepSeek: leading dense layers
+SLIDING_ATTENTION_LABELS = ("sliding_attention", "chunked_attention")  # layer_types values with a capped KV
+
 # --- per-layer-type labels of nested v5 rope_parameters (Gemma-3, ModernBERT) -------------
 FULL_ATTENTION = "full_attention"
 SLIDING_ATTENTION = "sliding_attention"
