@@ -28,6 +28,18 @@ class OutputFormat(str, Enum):
     json = "json"
 
 
+class CheckFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    github = "github"
+
+
+# --quiet: text output keeps only error findings (README "Quiet output"); documents (JSON, SARIF,
+# shell) are printed whole, since a script asked for them; stderr and the exit code are unchanged.
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but error findings (text output).")]
+
+
 class RulesFormat(str, Enum):
     text = "text"
     json = "json"
@@ -57,9 +69,11 @@ def _root(
 def check(
     paths: Annotated[list[str] | None, typer.Argument(help="Model folders or config.json files (default: .).")] = None,
     ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length to check for.")] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+    output: Annotated[CheckFormat, typer.Option(
+        "--format", help="text, json, sarif (SARIF 2.1.0) or github (workflow annotations).")] = CheckFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="Count warnings as errors for the exit code.")] = False,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub revision for org/name paths.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Say what is wrong with a model's RoPE settings, and why.
 
@@ -70,7 +84,7 @@ def check(
     """
     from ropedoctor.commands import run_check
 
-    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict, revision))
+    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict, revision, quiet))
 
 
 class MethodChoice(str, Enum):
@@ -112,6 +126,7 @@ def fix(
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Keep no .bak of the original.")] = False,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Write through a symlink.")] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+    quiet: Quiet = False,
 ) -> None:
     """Write corrected RoPE settings into a config.json or GGUF, planned for a target length.
 
@@ -131,7 +146,7 @@ def fix(
         style=style.value, mode=mode, out=out, backup=not no_backup, follow_symlinks=follow_symlinks,
         output=output.value,
     )
-    raise typer.Exit(run_fix(path, options))
+    raise typer.Exit(run_fix(path, options, quiet))
 
 
 class FlagsFormat(str, Enum):
@@ -154,6 +169,7 @@ def flags(
     method: Annotated[MethodChoice | None, typer.Option("--type", help="Force a method (as fix).")] = None,
     factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Force a factor (as fix).")] = None,
     output: Annotated[FlagsFormat, typer.Option("--format", help="text, json or shell.")] = FlagsFormat.text,
+    quiet: Quiet = False,
 ) -> None:
     """Print the flags each runtime needs to serve --ctx tokens with the RoPE fix would write.
 
@@ -162,7 +178,7 @@ def flags(
     from ropedoctor.commands import run_flags
 
     raise typer.Exit(run_flags(path, ctx, runtime or ["all"], runtime_version, parallel, embedding,
-                               method.value if method else None, factor, output.value))
+                               method.value if method else None, factor, output.value, quiet))
 
 
 @app.command()
@@ -172,6 +188,7 @@ def compare(
     ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length to check for.")] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub revision for org/name paths.")] = None,
+    quiet: Quiet = False,
 ) -> None:
     """Compare two sources: what a conversion changed or lost (theta, factor, lengths, method).
 
@@ -179,7 +196,7 @@ def compare(
     """
     from ropedoctor.commands import run_compare
 
-    raise typer.Exit(run_compare(a, b, ctx, output.value, revision))
+    raise typer.Exit(run_compare(a, b, ctx, output.value, revision, quiet))
 
 
 @app.command()
@@ -187,6 +204,7 @@ def scan(
     root: Annotated[str | None, typer.Argument(help="Folder to search for models (default: .).")] = None,
     hf_cache: Annotated[bool, typer.Option("--hf-cache", help="Scan the local Hugging Face cache instead.")] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+    quiet: Quiet = False,
 ) -> None:
     """One summary row for every model (config.json or GGUF) under a folder or in the HF cache.
 
@@ -194,7 +212,7 @@ def scan(
     """
     from ropedoctor.commands import run_scan
 
-    raise typer.Exit(run_scan(root, hf_cache, output.value))
+    raise typer.Exit(run_scan(root, hf_cache, output.value, quiet))
 
 
 @app.command("rules")

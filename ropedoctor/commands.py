@@ -12,8 +12,27 @@ if TYPE_CHECKING:
     from ropedoctor.fix_options import FixOptions
 
 
-def run_check(paths: list[str], ctx: int | None, output: str, strict: bool, revision: str | None = None) -> int:
-    """Check each PATH, print the report, return the exit code (DESIGN.md: 0, 1 or 2)."""
+def error_lines(results: list[Any]) -> list[Any]:
+    """What ``--quiet`` prints of a report: each model with an error finding, its title and those
+    findings, in the text layout; no summaries, warnings, info or healthy models."""
+    from ropedoctor import report
+
+    lines = []
+    for result in results:
+        errors = [f for f in result.findings if f.severity == "error"]
+        if errors:
+            spec = result.spec
+            lines.append([(spec.source, "bold"), (f" ({spec.model_type})" if spec.model_type else "", "")])
+            lines += [report.finding_line(f) for f in errors]
+    return lines
+
+
+def run_check(paths: list[str], ctx: int | None, output: str, strict: bool, revision: str | None = None,
+              quiet: bool = False) -> int:
+    """Check each PATH, print the report, return the exit code (DESIGN.md: 0, 1 or 2).
+
+    ``output``: text, json, sarif or github; ``quiet`` keeps only error findings in text output.
+    """
     from ropedoctor import report
     from ropedoctor.check import CheckResult, check_loaded, load_path
     from ropedoctor.rules import Target
@@ -22,7 +41,7 @@ def run_check(paths: list[str], ctx: int | None, output: str, strict: bool, revi
 
     target = Target(ctx=ctx)
     results: list[CheckResult] = []
-    unreadable = 0
+    unreadable: list[str] = []
     for path in paths:
         try:
             items = load_path(path, revision)
@@ -31,10 +50,22 @@ def run_check(paths: list[str], ctx: int | None, output: str, strict: bool, revi
         for item in items:
             if isinstance(item, InputError):
                 print(item.line, file=sys.stderr)
-                unreadable += 1
+                unreadable.append(item.line)
         results += check_loaded([item for item in items if isinstance(item, Loaded)], target)
     if output == "json":
         print(json.dumps(report.check_json(results), indent=2))
+    elif output == "sarif":
+        from ropedoctor.ci_formats import sarif_document
+
+        print(json.dumps(sarif_document(results, unreadable), indent=2))
+    elif output == "github":
+        from ropedoctor.ci_formats import github_lines
+
+        for line in github_lines(results):
+            if not quiet or line.startswith("::error "):
+                print(line)
+    elif quiet:
+        emit(error_lines(results))
     elif results:
         emit(report.check_lines(results))
     if unreadable:
@@ -60,7 +91,8 @@ def _single(path: str, revision: str | None, prefer: str) -> Any:
     return preferred[0]
 
 
-def run_compare(a: str, b: str, ctx: int | None, output: str, revision: str | None = None) -> int:
+def run_compare(a: str, b: str, ctx: int | None, output: str, revision: str | None = None,
+                quiet: bool = False) -> int:
     """Check A and B, and B against A (what a conversion changed or lost)."""
     from ropedoctor import report
     from ropedoctor.check import CheckResult
@@ -80,12 +112,14 @@ def run_compare(a: str, b: str, ctx: int | None, output: str, revision: str | No
     rows = report.comparison_rows(first.spec, second.spec)
     if output == "json":
         print(json.dumps({**report.check_json(results), "comparison": rows}, indent=2))
+    elif quiet:
+        emit(error_lines(results))
     else:
         emit(report.check_lines(results) + report.comparison_lines(rows))
     return 1 if any(r.count("error") for r in results) else 0
 
 
-def run_scan(root: str | None, hf_cache: bool, output: str) -> int:
+def run_scan(root: str | None, hf_cache: bool, output: str, quiet: bool = False) -> int:
     """One summary row per model under a folder or in the local Hugging Face cache."""
     from ropedoctor import report
     from ropedoctor.check import check_loaded, load_path
@@ -113,12 +147,23 @@ def run_scan(root: str | None, hf_cache: bool, output: str) -> int:
     doc = report.scan_json(rows)
     if output == "json":
         print(json.dumps(doc, indent=2))
+    elif quiet:  # the rows of models with an error or that cannot be read; scan_lines' last line is the summary
+        emit(report.scan_lines([r for r in rows if r["error"] or r["unreadable"]], doc["summary"])[:-1])
     else:
         emit(report.scan_lines(rows, doc["summary"]))
     return 1 if doc["summary"]["error"] or doc["summary"]["unreadable"] else 0
 
 
-def run_fix(path: str, options: FixOptions) -> int:
+def _fix_error_lines(doc: dict[str, Any]) -> list[Any]:
+    """--quiet for fix: the file and its error findings, when it has any."""
+    from ropedoctor import report
+    from ropedoctor.rules import Finding
+
+    errors = [Finding(**f) for f in doc["findings"] if f["severity"] == "error"]
+    return [[(doc["source"], "bold")], *[report.finding_line(f) for f in errors]] if errors else []
+
+
+def run_fix(path: str, options: FixOptions, quiet: bool = False) -> int:
     """Plan the change, write it (or show it), and re-check the result."""
     from ropedoctor.fix import FixError, fix_path
     from ropedoctor.terminal import emit
@@ -131,11 +176,15 @@ def run_fix(path: str, options: FixOptions) -> int:
     except FixError as error:
         if options.output == "json":
             print(json.dumps(error.report, indent=2))
+        elif quiet:
+            emit([*_fix_error_lines(error.report), [("nothing written: the result would have new errors", "")]])
         else:
             emit(error.lines)
         return 1
     if options.output == "json":
         print(json.dumps(outcome.report, indent=2))
+    elif quiet:
+        emit(_fix_error_lines(outcome.report))
     else:
         emit(outcome.lines)
     # DESIGN.md's exit codes: the written file may still carry errors it had before (a v5-only layout, say)
@@ -143,7 +192,7 @@ def run_fix(path: str, options: FixOptions) -> int:
 
 
 def run_flags(path: str, ctx: int, runtimes: list[str], version: str | None, parallel: int, embedding: bool,
-              method: str | None, factor: float | None, output: str) -> int:
+              method: str | None, factor: float | None, output: str, quiet: bool = False) -> int:
     """The flags each runtime needs to serve ``ctx`` tokens per sequence with the planned RoPE."""
     from ropedoctor.plan import Target as PlanTarget
     from ropedoctor.plan import plan
@@ -177,7 +226,7 @@ def run_flags(path: str, ctx: int, runtimes: list[str], version: str | None, par
         for e in emissions:
             print(f"# {e.runtime} {e.version}")
             print(e.command if e.program else "\n".join(f"# {line}" for line in (e.snippet or "").splitlines()))
-    else:
+    elif not quiet:  # flags have no error findings: --quiet leaves text output empty
         from ropedoctor.terminal import emit
 
         lines = []

@@ -12,16 +12,16 @@ from __future__ import annotations
 import os
 import sys
 
-_FORMATS = ("text", "json")
+_FORMATS = ("text", "json", "sarif", "github")
 
 
-def parse_fast_check(argv: list[str]) -> tuple[list[str], int | None, str, bool] | None:
-    """(paths, ctx, format, strict) when argv is a plain `check` run, else None (typer decides)."""
+def parse_fast_check(argv: list[str]) -> tuple[list[str], int | None, str, bool, bool] | None:
+    """(paths, ctx, format, strict, quiet) when argv is a plain `check` run, else None (typer decides)."""
     if not argv or argv[0] != "check":
         return None
     paths: list[str] = []
     ctx: int | None = None
-    output, strict = "text", False
+    output, strict, quiet = "text", False, False
     args = iter(argv[1:])
     for arg in args:
         if arg == "--":
@@ -42,11 +42,13 @@ def parse_fast_check(argv: list[str]) -> tuple[list[str], int | None, str, bool]
                 return None
         elif arg == "--strict":
             strict = True
+        elif arg in ("--quiet", "-q"):
+            quiet = True
         elif arg.startswith("-"):
             return None
         else:
             paths.append(arg)
-    return paths or ["."], ctx, output, strict
+    return paths or ["."], ctx, output, strict, quiet
 
 
 def main() -> None:
@@ -56,13 +58,17 @@ def main() -> None:
         if fast is not None:
             from ropedoctor.commands import run_check
 
-            sys.exit(run_check(*fast))
+            paths, ctx, output, strict, quiet = fast
+            sys.exit(run_check(paths, ctx, output, strict, quiet=quiet))
         from ropedoctor.cli import app
 
         app()
     except KeyboardInterrupt:
         print("ropedoctor: error: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:  # stdout closed early (`| head`): stop quietly, as a process killed by SIGPIPE
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's flush at exit would fail again
+        sys.exit(141)
     except Exception as exc:  # a bug: one line, not a traceback
         if os.environ.get("ROPEDOCTOR_DEBUG"):
             raise

@@ -149,6 +149,34 @@ def _root(text: str) -> _Object:
     return _scan_object(text, start)
 
 
+def key_offset(text: str, dotted: str) -> int | None:
+    """Where the key a dotted path (``text_config.rope_scaling.factor``) names starts in ``text``.
+
+    The offset of the opening quote of the deepest key on the path that the text has (a
+    missing ``factor`` points at its ``rope_scaling``), or None when not even the first key is
+    there. Report formats use it to put a finding on its line; it is this module's scanner so
+    that one piece of code knows where keys are. A key that itself holds a dot is matched whole.
+    """
+    try:
+        obj = _root(text)
+    except (AssertionError, IndexError, ValueError):
+        return None
+    parts = dotted.split(".") if dotted else []
+    found: int | None = None
+    while parts:
+        for count in range(len(parts), 0, -1):
+            member = obj.find(".".join(parts[:count]))
+            if member is not None:
+                break
+        else:
+            return found
+        found, parts = member.key_start, parts[count:]
+        if not parts or text[member.value_start] != "{":
+            return found
+        obj = _scan_object(text, member.value_start)
+    return found
+
+
 # ---------------------------------------------------------------------------------------------
 # The file's style.
 
