@@ -219,3 +219,15 @@ def relative_deviation(ours: tuple[list[float], float], theirs: tuple[list[float
     """The largest relative difference of two (frequencies, attention factor) pairs."""
     worst = max(abs(a - b) / abs(b) for a, b in zip(ours[0], theirs[0], strict=True) if b)
     return max(worst, abs(ours[1] - theirs[1]) / abs(theirs[1]))
+
+
+# --- per rotary dimension (ropedoctor plot) -------------------------------------------------------------
+def wavelengths(inv_freq: list[float]) -> list[float]:
+    """Tokens per full turn of each rotary pair: 2 pi / theta_i."""
+    return [2 * math.pi / freq for freq in inv_freq]
+
+
+def dimension_scales(theta: float, rotary_dim: int, inv_freq: list[float]) -> list[float]:
+    """How much a method stretches each pair's wavelength against the unscaled base ``theta``:
+    theta_i(unscaled) / theta_i(method); 1 keeps the pair (extrapolation), s interpolates it by s."""
+    return [base / freq for base, freq in zip(default_inv_freq(theta, rotary_dim), inv_freq, strict=True)]

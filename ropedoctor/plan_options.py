@@ -1,0 +1,305 @@
+"""`ropedoctor plan`: the ways to reach --ctx N side by side, what each runtime does with each, and the memory bill.
+
+The options come from fix's own policy (``plan.plan``): the recommended plan first, then each
+method forced with ``--type`` (PI/linear, dynamic NTK, static NTK base, YaRN), and the model's
+own llama3 or longrope when it has one. Which runtime supports an option is not restated here:
+each runtime module (``runtimes/``) is asked for the flags that realise it, and the answer is read
+off what it emits (RoPE flags or overrides, nothing but a context flag, llama.cpp's deviation
+from transformers). The memory bill is ``memory.py``'s.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ropedoctor.errors import InputError
+from ropedoctor.memory import ModelShape
+from ropedoctor.spec import RopeSpec
+
+# Quality caveats per method (the runtimes' own caveats come from their modules).
+METHOD_NOTES: dict[str, str] = {
+    "linear": "Position Interpolation divides every frequency by the factor: without fine-tuning at the new length "
+              "quality drops (Chen et al. 2023 fine-tune ~1000 steps)",
+    "dynamic": "dynamic NTK needs no fine-tuning; in transformers the base grows with each input's length, so short "
+               "inputs are unchanged, but cached keys were rotated with an older base once the input grows",
+    "ntk": "a static NTK-aware base, theta x s^(d/(d-2)): no scaling block, every runtime reads rope_theta; it also "
+           "changes short inputs, and quality falls off beyond ~4x without fine-tuning",
+    "yarn": "YaRN interpolates only the low frequencies and keeps the high ones; good without fine-tuning and best "
+            "with a little; static YaRN also applies to short inputs, so use the smallest factor that covers N",
+    "llama3": "the bands and factor the model was trained with; a larger factor than the trained one is untested",
+    "longrope": "trained per-dimension factor lists: the long factors switch on above the original length",
+    "default": "no scaling",
+}
+# How far llama.cpp's frequencies may be from transformers' and still be the same method (ggml float32 angles).
+_SAME_AS_TRANSFORMERS = 1e-3
+
+
+@dataclass(frozen=True)
+class RuntimeSupport:
+    runtime: str
+    version: str
+    support: str  # "as-is" (no RoPE change needed), "flags", "file-only", "approximate"
+    notes: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"runtime": self.runtime, "version": self.version, "support": self.support, "notes": self.notes}
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # "plan" or the method forced (linear, dynamic, ntk, yarn, llama3, longrope)
+    spec: RopeSpec | None  # None when the option cannot reach N
+    reasons: list[str] = field(default_factory=list)
+    runtimes: list[RuntimeSupport] = field(default_factory=list)
+    why_not: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": self.name, "available": self.spec is not None}
+        if self.spec is None:
+            out["why"] = self.why_not
+            return out
+        spec = self.spec
+        out.update({
+            "method": spec.method, "factor": spec.factor, "theta": spec.theta,
+            "original_context": spec.original_context, "context": spec.context,
+            "serves": spec.served_context(), "reasons": self.reasons, "notes": [_method_note(self)],
+            "runtimes": [r.as_json() for r in self.runtimes],
+        })
+        return out
+
+
+def _method_note(option: Option) -> str:
+    key = "ntk" if option.name == "ntk" else (option.spec.method if option.spec else option.name)
+    return METHOD_NOTES.get(key, "")
+
+
+def options(spec: RopeSpec, ctx: int, parallel: int = 1) -> list[Option]:
+    """Every way to serve ``ctx`` tokens: fix's plan first, then each method forced."""
+    from ropedoctor.plan import PLAN_TYPES, Target, plan
+
+    if not spec.has_rope:
+        return []
+    out: list[Option] = []
+    try:
+        recommended = plan(spec, Target(ctx=ctx))
+        out.append(Option("plan", recommended.after, recommended.reasons, _support(spec, recommended.after, ctx, parallel)))
+    except InputError as error:
+        out.append(Option("plan", None, why_not=error.why))
+    for method in PLAN_TYPES:
+        try:
+            forced = plan(spec, Target(ctx=ctx, method=method))
+        except InputError as error:
+            out.append(Option(method, None, why_not=error.why))
+            continue
+        out.append(Option(method, forced.after, forced.reasons, _support(spec, forced.after, ctx, parallel)))
+    if spec.method in ("llama3", "longrope"):
+        own = out[0].spec
+        if own is None or own.method != spec.method:
+            served = spec.served_context()
+            out.append(Option(spec.method, spec if served and served >= ctx else None,
+                              ["the model's own method as trained"],
+                              _support(spec, spec, ctx, parallel) if served and served >= ctx else [],
+                              why_not=None if served and served >= ctx else f"serves {served} < {ctx} tokens"))
+    return out
+
+
+def _support(before: RopeSpec, after: RopeSpec, ctx: int, parallel: int) -> list[RuntimeSupport]:
+    """What each runtime module emits for this option, read as a support level."""
+    from ropedoctor.runtimes import RUNTIMES, FlagRequest
+
+    request = FlagRequest(before, after, ctx, parallel)
+    unchanged = FlagRequest(before, before, ctx, parallel)
+    rows: list[RuntimeSupport] = []
+    for name, emit in RUNTIMES.items():
+        emissions = emit(request)
+        baseline = emit(unchanged)
+        for emission, plain in zip(emissions, baseline, strict=False):
+            if not request.changed:
+                support = "as-is"
+            elif (emission.argv, emission.env, emission.snippet) == (plain.argv, plain.env, plain.snippet):
+                support = "file-only"  # nothing on the command line carries the RoPE: write it with `fix`
+            else:
+                support = "flags"
+            deviation = emission.max_relative_deviation
+            if support != "file-only" and deviation is not None and deviation > _SAME_AS_TRANSFORMERS:
+                support = "approximate"
+            label = emission.runtime if emission.program in ("", name, "llama-server", "vllm", "python",
+                                                              "text-generation-launcher", "lmdeploy", "ollama",
+                                                              "llama-box") else f"{emission.runtime} ({emission.program})"
+            rows.append(RuntimeSupport(label, emission.version, support, emission.notes))
+    return rows
+
+
+# --- the memory bill -----------------------------------------------------------------------------
+def shape_of(spec: RopeSpec) -> tuple[ModelShape | None, str | None]:
+    """(shape, None) or (None, why the shape is unknown)."""
+    from ropedoctor.memory import shape_from_config, shape_from_gguf
+
+    if spec.format == "hf-config" and spec.hf is not None:
+        text = dict(spec.hf.text)
+        text.setdefault("model_type", spec.model_type)
+        return shape_from_config(text, spec.source), None
+    path = Path(spec.source)
+    if spec.format == "gguf" and path.is_file():
+        from ropedoctor.sources.gguf_header import check_shards, read_gguf
+
+        shards = check_shards(path)
+        rest = [read_gguf(shard) for shard in shards[1:]]
+        return shape_from_gguf(read_gguf(path), sum(t.n_elements for h in rest for t in h.tensors)), None
+    return None, "the GGUF header is not local; run plan on the downloaded file for the memory bill"
+
+
+def weights_of(spec: RopeSpec, shape: ModelShape | None, dtype: str | None) -> Any:
+    """The weights' size from the file when it tells it, else an estimate (or None)."""
+    from ropedoctor.memory import estimated_weights, weights_from_folder, weights_from_gguf
+
+    path = Path(spec.source)
+    if spec.format == "gguf" and path.is_file():
+        from ropedoctor.sources.gguf_header import check_shards, read_gguf
+
+        shards = check_shards(path)
+        return weights_from_gguf(read_gguf(path), tuple(read_gguf(s) for s in shards[1:]))
+    if spec.format == "hf-config" and path.is_file():
+        found = weights_from_folder(path.parent)
+        if found is not None:
+            return found
+    return estimated_weights(shape, dtype) if shape is not None else None
+
+
+def memory_bill(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None) -> dict[str, Any]:
+    from ropedoctor.memory import kv_bytes_per_token, kv_cache_bytes
+
+    shape, why = shape_of(spec)
+    weights = weights_of(spec, shape, weights_dtype)
+    out: dict[str, Any] = {"kv_dtype": kv_dtype, "ctx": ctx, "slots": parallel}
+    if shape is None:
+        out.update({"available": False, "why": why})
+        return out
+    per_slot = kv_cache_bytes(shape, ctx, kv_dtype)
+    weights_json = None if weights is None else {"bytes": weights.bytes, "source": weights.source,
+                                                  "exact": weights.exact, "dtype": weights.dtype}
+    out.update({
+        "available": True,
+        "layers": shape.n_layers, "kv_heads": list(shape.layer_kv_heads) if shape.layer_kv_heads else shape.n_kv_heads,
+        "head_dim": shape.head_dim, "v_head_dim": shape.v_head_dim,
+        "mla": {"kv_lora_rank": shape.kv_lora_rank, "qk_rope_head_dim": shape.qk_rope_head_dim} if shape.is_mla else None,
+        "sliding_window": shape.sliding_window, "sliding_layers": shape.sliding_layers,
+        "window_kind": shape.window_kind if shape.sliding_window else None, "causal": shape.causal,
+        "kv_bytes_per_token": kv_bytes_per_token(shape, kv_dtype),
+        "kv_bytes_per_slot": per_slot, "kv_bytes_total": per_slot * parallel,
+        "weights": weights_json,
+        "total_bytes": per_slot * parallel + (weights.bytes if weights is not None else 0),
+        "notes": list(shape.notes) + ([] if shape.causal else ["non-causal encoder: no KV cache"]),
+    })
+    return out
+
+
+# --- the command ----------------------------------------------------------------------------------
+def plan_document(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None) -> dict[str, Any]:
+    from ropedoctor import __version__
+    from ropedoctor.report import rope_json
+
+    found = options(spec, ctx, parallel)
+    return {
+        "ropedoctor": __version__, "source": spec.source, "format": spec.format, "model_type": spec.model_type,
+        "ctx": ctx, "parallel": parallel, "rope": rope_json(spec),
+        "options": [o.as_json() for o in found],
+        "memory": memory_bill(spec, ctx, parallel, kv_dtype, weights_dtype),
+    }
+
+
+def run_plan(path: str, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None, output: str) -> int:
+    from ropedoctor.commands import _single
+    from ropedoctor.memory import dtype_blocks
+
+    try:
+        if weights_dtype is not None:
+            dtype_blocks(weights_dtype)
+        spec = _single(path, None, "hf-config").spec
+        doc = plan_document(spec, ctx, parallel, kv_dtype, weights_dtype)
+    except InputError as error:
+        print(error.line, file=sys.stderr)
+        return 2
+    beyond_table = spec.positions == "absolute" and spec.position_table and ctx > spec.position_table
+    if output == "json":
+        print(json.dumps(doc, indent=2))
+    else:
+        from ropedoctor.terminal import emit
+
+        emit(plan_lines(doc, spec))
+    return 1 if beyond_table else 0
+
+
+def _size(count: int | None) -> str:
+    if count is None:
+        return "-"
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= scale:
+            return f"{count / scale:.2f} {unit}"
+    return f"{count} B"
+
+
+def _factor(value: float | None) -> str:
+    return "-" if value is None else f"{value:g}"
+
+
+SUPPORT_MARKS = {"as-is": "=", "flags": "+", "file-only": "f", "approximate": "~"}
+
+
+def plan_lines(doc: dict[str, Any], spec: RopeSpec) -> list[Any]:
+    """Text output: the options table, the runtime matrix, the memory bill."""
+    from ropedoctor.report import spec_summary
+
+    lines: list[Any] = [[(f"{doc['source']} ({doc['model_type']})", "bold")], [("  " + spec_summary(spec), "")]]
+    ctx = doc["ctx"]
+    if not doc["options"]:
+        lines.append([(f"  {spec.positions} positions, not RoPE: no scaling option applies", "yellow")])
+    else:
+        lines.append([(f"options for {ctx} tokens per sequence", "bold")])
+        available = [o for o in doc["options"] if o["available"]]
+        names = [o["runtime"] for o in available[0]["runtimes"]] if available else []
+        header = f"  {'option':<10} {'method':<9} {'factor':>7} {'theta':>11} {'serves':>8}  " + " ".join(
+            f"{n[:10]:<10}" for n in names)
+        lines.append([(header, "dim")])
+        for o in doc["options"]:
+            if not o["available"]:
+                lines.append([(f"  {o['name']:<10} unavailable: {o['why']}", "yellow")])
+                continue
+            marks = " ".join(f"{SUPPORT_MARKS[r['support']]:<10}" for r in o["runtimes"])
+            theta = "-" if o["theta"] is None else f"{o['theta']:.6g}"
+            lines.append([(f"  {o['name']:<10} {o['method']:<9} {_factor(o['factor']):>7} {theta:>11} "
+                           f"{o['serves'] or '-'!s:>8}  ", "green" if o["name"] == "plan" else ""), (marks, "")])
+        lines.append([("  runtimes: = file as is, + flags or overrides (`ropedoctor flags`), f file only "
+                       "(`ropedoctor fix`), ~ approximate (llama.cpp differs from transformers)", "dim")])
+        for o in available:
+            lines.append([(f"  {o['name']}: ", "bold"), ("; ".join([*o["reasons"], *o["notes"]]), "")])
+    memory = doc["memory"]
+    lines.append([(f"memory ({memory['kv_dtype']} KV cache, {doc['parallel']} slot(s) of {ctx} tokens)", "bold")])
+    if not memory["available"]:
+        lines.append([("  " + memory["why"], "yellow")])
+        return lines
+    window = ""
+    if memory["sliding_window"]:
+        window = f", {memory['sliding_layers']} {memory['window_kind']} layers capped at {memory['sliding_window']}"
+    kv_heads = memory["kv_heads"]
+    layout = (f"MLA latent {memory['mla']['kv_lora_rank']} + {memory['mla']['qk_rope_head_dim']}" if memory["mla"]
+              else f"{kv_heads} KV heads x {memory['head_dim']}")
+    lines.append([(f"  {memory['layers']} layers, {layout}{window}", "")])
+    lines.append([(f"  KV cache: {_size(memory['kv_bytes_per_token'])} per token, {_size(memory['kv_bytes_per_slot'])} "
+                   f"per slot, {_size(memory['kv_bytes_total'])} in total", "")])
+    weights = memory["weights"]
+    if weights is not None:
+        label = weights["source"] if weights["exact"] else f"estimate from the shape, {weights['dtype']}"
+        lines.append([(f"  weights: {_size(weights['bytes'])} ({label})", "")])
+    lines.append([(f"  total: {_size(memory['total_bytes'])}", "bold")])
+    lines += [[("  - " + note, "dim")] for note in memory["notes"]]
+    return lines
+
+
+def replace_factor(spec: RopeSpec, factor: float) -> RopeSpec:
+    """A spec with another factor (plot's --factor on the model's own method)."""
+    return replace(spec, factor=factor)
