@@ -19,6 +19,8 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+from conftest import invoke
 from nomic_encoder import (
     ARCH,
     BASE,
@@ -31,8 +33,6 @@ from nomic_encoder import (
     random_tokens,
     words_text,
 )
-
-from conftest import invoke
 from ropedoctor.smoke.llamacpp_params import llama_kwargs
 
 TRAIN, LONG = 256, 1024
