@@ -181,6 +181,54 @@ def flags(
                                method.value if method else None, factor, output.value, quiet))
 
 
+class KvDtype(str, Enum):
+    f16 = "f16"
+    bf16 = "bf16"
+    fp8 = "fp8"
+    q8_0 = "q8_0"
+    q4_0 = "q4_0"
+
+
+@app.command("plan")
+def plan_command(
+    path: Annotated[str, typer.Argument(help="A model folder, config.json, .gguf or hub id (default: .).")] = ".",
+    ctx: Annotated[int, typer.Option("--ctx", min=1, help="Tokens per sequence to serve.")] = ...,  # type: ignore[assignment]
+    parallel: Annotated[int, typer.Option("--parallel", min=1, help="Concurrent sequences (slots).")] = 1,
+    kv_dtype: Annotated[KvDtype, typer.Option("--kv-dtype", help="KV cache element type.")] = KvDtype.f16,
+    weights_dtype: Annotated[str | None, typer.Option(
+        "--weights-dtype", help="Dtype for the weight estimate when the files do not tell the size (bf16, q4_k, ...).")]
+    = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+) -> None:
+    """The ways to serve --ctx tokens side by side (factor, runtimes), and the memory bill.
+
+    Example: ropedoctor plan fixtures/qwen2.5-7b-instruct --ctx 131072 --parallel 2 --kv-dtype q8_0
+    """
+    from ropedoctor.plan_options import run_plan
+
+    raise typer.Exit(run_plan(path, ctx, parallel, kv_dtype.value, weights_dtype, output.value))
+
+
+@app.command("plot")
+def plot_command(
+    path: Annotated[str, typer.Argument(help="A model folder, config.json, .gguf or hub id (default: .).")] = ".",
+    out: Annotated[str, typer.Option("--out", help="The PNG file to write.")] = ...,  # type: ignore[assignment]
+    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target length: draws fix's plan for it.")] = None,
+    method: Annotated[MethodChoice | None, typer.Option("--type", help="Draw this method instead of the plan.")]
+    = None,
+    factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Factor for --type.")] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", help="json also prints the numbers.")]
+    = OutputFormat.text,
+) -> None:
+    """Per rotary dimension: the wavelength and how much each method scales it.
+
+    Example: ropedoctor plot fixtures/meta-llama-3.1-8b-instruct --ctx 262144 --out llama3.png
+    """
+    from ropedoctor.plot import run_plot
+
+    raise typer.Exit(run_plot(path, ctx, method.value if method else None, factor, out, output.value))
+
+
 @app.command()
 def compare(
     a: Annotated[str, typer.Argument(help="The reference: a config.json, a model folder, a GGUF or a hub id.")],
