@@ -229,6 +229,83 @@ def plot_command(
     raise typer.Exit(run_plot(path, ctx, method.value if method else None, factor, out, output.value))
 
 
+class SmokeBackend(str, Enum):
+    transformers = "transformers"
+    llama_cpp = "llama.cpp"
+
+
+class SmokeDevice(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class SmokeDtype(str, Enum):
+    auto = "auto"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+    float32 = "float32"
+
+
+@app.command()
+def smoke(
+    path: Annotated[str, typer.Argument(help="A model folder (config.json + safetensors) or a .gguf (default: .).")]
+    = ".",
+    ctx: Annotated[int, typer.Option("--ctx", min=2, help="Tokens to run at (N).")] = ...,  # type: ignore[assignment]
+    backend: Annotated[SmokeBackend, typer.Option("--backend", help="transformers or llama.cpp.")]
+    = SmokeBackend.transformers,
+    device: Annotated[SmokeDevice, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
+    = SmokeDevice.auto,
+    dtype: Annotated[SmokeDtype, typer.Option("--dtype", help="auto: bfloat16 on GPU, float32 on CPU.")]
+    = SmokeDtype.auto,
+    checks: Annotated[str, typer.Option("--checks", help="Comma-separated: finite,passkey,perplexity,speed.")]
+    = "finite,passkey,perplexity,speed",
+    text: Annotated[str | None, typer.Option("--text", help="Text for perplexity (default: the bundled one).")]
+    = None,
+    trials: Annotated[int, typer.Option("--trials", min=1, help="Passkey prompts per (length, depth) cell.")] = 5,
+    baseline: Annotated[bool, typer.Option("--baseline/--no-baseline", help="Also score the unscaled model.")]
+    = True,
+    as_is: Annotated[bool, typer.Option("--as-is", help="Run the model unchanged (no planned fix).")] = False,
+    method: Annotated[MethodChoice | None, typer.Option("--type", help="Force a method (as fix).")] = None,
+    factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Force a factor (as fix).")] = None,
+    out: Annotated[str | None, typer.Option("--out", help="Folder for smoke.json and the PNG plots.")] = None,
+    max_memory: Annotated[str | None, typer.Option(
+        "--max-memory", help="Memory the run may use per device (8GiB, 500MB); refused before loading if short.")]
+    = None,
+    pass_passkey: Annotated[float, typer.Option("--pass-passkey", min=0.0, max=1.0,
+                                                help="Passkey accuracy needed at every length.")] = 0.8,
+    pass_passkey_digits: Annotated[float, typer.Option("--pass-passkey-digits", min=0.0, max=1.0,
+                                                       help="The same for the digits variant.")] = 0.6,
+    pass_loss_ratio: Annotated[float, typer.Option("--pass-loss-ratio", min=1.0, help=(
+        "Worst bucket loss past the original window / in-window loss."))] = 1.15,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the passkey keys and fillers.")] = 0,
+    output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+) -> None:
+    """Run the model with its planned RoPE at --ctx tokens: finite logits, passkey, perplexity, speed.
+
+    Exit 0: every check passed; 1: a check failed; 2: the model or an option cannot be used.
+
+    Example: ropedoctor smoke models/llama-3.2-1b --ctx 32768 --trials 3 --out smoke-report
+    """
+    from pathlib import Path
+
+    from ropedoctor.smoke.estimate import parse_size
+    from ropedoctor.smoke.request import Thresholds
+    from ropedoctor.smoke.run import build_request, parse_checks, run_smoke
+
+    try:
+        request = build_request(
+            path, ctx, backend.value, method=method.value if method else None, factor=factor,
+            device=device.value, dtype=dtype.value, checks=parse_checks(checks),
+            text=Path(text) if text else None, trials=trials, baseline=baseline, as_is=as_is,
+            out=Path(out) if out else None, format=output.value, seed=seed,
+            max_memory=parse_size(max_memory) if max_memory else None,
+            thresholds=Thresholds(pass_passkey, pass_passkey_digits, pass_loss_ratio))
+    except InputError as error:
+        _fail(error)
+    raise typer.Exit(run_smoke(request))
+
+
 @app.command()
 def compare(
     a: Annotated[str, typer.Argument(help="The reference: a config.json, a model folder, a GGUF or a hub id.")],
