@@ -66,6 +66,8 @@ GGUF_SWA_PERIOD: dict[str, int] = {"gemma2": 2, "gemma3": 6, "gpt-oss": 2, "cohe
 GGUF_CHUNKED_ATTENTION: dict[str, int] = {"llama4": 8192}
 
 _LLAMA4 = ("llama4", "llama4_text")
+# Config classes whose tie_word_embeddings defaults to true (the key is often left out of these files).
+_TIED_BY_DEFAULT = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "nomic_bert", "modernbert"})
 # Families whose MLP has two matrices (up, down) rather than three (gate, up, down).
 _UNGATED_MLP = frozenset({"gpt_neox", "phi", "falcon", "gpt2", "bert", "starcoder2", "gpt_bigcode", "mpt", "bloom"})
 
@@ -215,7 +217,7 @@ def shape_from_config(config: Mapping[str, Any], source: str = "config.json") ->
         intermediate //= 2  # Qwen v1 halves intermediate_size for each of its two MLP halves
     tied = text.get(K.TIE_WORD_EMBEDDINGS, config.get(K.TIE_WORD_EMBEDDINGS))
     if not isinstance(tied, bool):
-        tied = bool(model_type and model_type.startswith("gemma"))  # the config classes' defaults
+        tied = bool(model_type and (model_type.startswith("gemma") or model_type in _TIED_BY_DEFAULT))
     dtype = text.get(K.DTYPE) or text.get(K.TORCH_DTYPE) or config.get(K.DTYPE) or config.get(K.TORCH_DTYPE)
     return ModelShape(
         n_layers=n_layers, n_heads=n_heads, n_kv_heads=kv_heads, head_dim=head_dim, v_head_dim=v_head_dim,

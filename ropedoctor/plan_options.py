@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -139,18 +139,22 @@ def shape_of(spec: RopeSpec) -> tuple[ModelShape | None, str | None]:
     """(shape, None) or (None, why the shape is unknown)."""
     from ropedoctor.memory import shape_from_config, shape_from_gguf
 
+    path = Path(spec.source)
     if spec.format == "hf-config" and spec.hf is not None:
         text = dict(spec.hf.text)
         text.setdefault("model_type", spec.model_type)
         return shape_from_config(text, spec.source), None
-    path = Path(spec.source)
+    if spec.format == "hf-config" and path.is_file():  # models without RoPE keep no layout: read the file again
+        from ropedoctor.sources.json_file import read_json_object
+
+        return shape_from_config(read_json_object(path), spec.source), None
     if spec.format == "gguf" and path.is_file():
         from ropedoctor.sources.gguf_header import check_shards, read_gguf
 
         shards = check_shards(path)
         rest = [read_gguf(shard) for shard in shards[1:]]
         return shape_from_gguf(read_gguf(path), sum(t.n_elements for h in rest for t in h.tensors)), None
-    return None, "the GGUF header is not local; run plan on the downloaded file for the memory bill"
+    return None, "the file is not local; run plan on the downloaded file for the memory bill"
 
 
 def weights_of(spec: RopeSpec, shape: ModelShape | None, dtype: str | None) -> Any:
@@ -173,9 +177,12 @@ def weights_of(spec: RopeSpec, shape: ModelShape | None, dtype: str | None) -> A
 def memory_bill(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None) -> dict[str, Any]:
     from ropedoctor.memory import kv_bytes_per_token, kv_cache_bytes
 
-    shape, why = shape_of(spec)
-    weights = weights_of(spec, shape, weights_dtype)
     out: dict[str, Any] = {"kv_dtype": kv_dtype, "ctx": ctx, "slots": parallel}
+    try:
+        shape, why = shape_of(spec)
+    except InputError as error:  # the options stand without the bill
+        shape, why = None, error.why
+    weights = weights_of(spec, shape, weights_dtype)
     if shape is None:
         out.update({"available": False, "why": why})
         return out
@@ -299,7 +306,3 @@ def plan_lines(doc: dict[str, Any], spec: RopeSpec) -> list[Any]:
     lines += [[("  - " + note, "dim")] for note in memory["notes"]]
     return lines
 
-
-def replace_factor(spec: RopeSpec, factor: float) -> RopeSpec:
-    """A spec with another factor (plot's --factor on the model's own method)."""
-    return replace(spec, factor=factor)
