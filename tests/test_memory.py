@@ -334,3 +334,31 @@ def test_gguf_mla_and_sliding_layouts(tmp_path: Path) -> None:
         "{arch}.attention.key_length": (256, U32), "{arch}.attention.sliding_window": (512, U32)})))
     assert gemma.sliding_mask == shape("gemma-3-1b-it").sliding_mask
     assert kv_cache_bytes(gemma, 32768) == kv_cache_bytes(shape("gemma-3-1b-it"), 32768)
+
+
+# gguf-parser-go's README (gpustack/gguf-parser-go@0930736, "Parse" examples, f16 cache, mmap on, full offload):
+# its "VRAM 0 / UMA" column is the KV cache alone. (name, layers, heads, GQA as it prints it, ctx, published GiB)
+GGUF_PARSER_GO = [
+    ("Hermes-2-Pro-Mistral-7B.Q5_K_M", 32, 32, 4, 4096, 32768, 4),
+    ("qwen2-72b-instruct-q6_k", 80, 64, 8, 8192, 32768, 10),
+    ("MiniCPM-Llama3-V-2_5 Q5_K_M", 32, 32, 4, 4096, 8192, 1),
+    ("Meta-Llama-3.1-405B-Instruct.Q2_K", 126, 128, 8, 16384, 131072, 126),
+]
+
+
+@pytest.mark.parametrize(("name", "layers", "heads", "gqa", "embd", "ctx", "gib"), GGUF_PARSER_GO)
+def test_kv_equals_gguf_parser_go_published_estimates(tmp_path: Path, name: str, layers: int, heads: int, gqa: int,
+                                                      embd: int, ctx: int, gib: int) -> None:
+    """A header with the architecture gguf-parser-go printed for each file gives its KV figure exactly (the
+    405B file was converted from Meta's first upload, 16 KV heads: 128 / 8 in its GQA column)."""
+    writer = gguf.GGUFWriter(str(tmp_path / "h.gguf"), "llama")
+    u32 = gguf.GGUFValueType.UINT32
+    for key, value in (("block_count", layers), ("embedding_length", embd), ("attention.head_count", heads),
+                       ("attention.head_count_kv", heads // gqa), ("context_length", ctx)):
+        writer.add_key_value(f"llama.{key}", value, u32)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    parsed = shape_from_gguf(read_gguf(tmp_path / "h.gguf"))
+    assert kv_cache_bytes(parsed, ctx, "f16") == gib << 30
