@@ -270,20 +270,27 @@ def plan_lines(doc: dict[str, Any], spec: RopeSpec) -> list[Any]:
         available = [o for o in doc["options"] if o["available"]]
         names = [o["runtime"] for o in available[0]["runtimes"]] if available else []
         header = f"  {'option':<10} {'method':<9} {'factor':>7} {'theta':>11} {'serves':>8}  " + " ".join(
-            f"{n[:10]:<10}" for n in names)
+            f"{n:<12}" for n in names)
         lines.append([(header, "dim")])
         for o in doc["options"]:
             if not o["available"]:
                 lines.append([(f"  {o['name']:<10} unavailable: {o['why']}", "yellow")])
                 continue
-            marks = " ".join(f"{SUPPORT_MARKS[r['support']]:<10}" for r in o["runtimes"])
+            marks = " ".join(f"{SUPPORT_MARKS[r['support']]:<12}" for r in o["runtimes"]).rstrip()
             theta = "-" if o["theta"] is None else f"{o['theta']:.6g}"
             lines.append([(f"  {o['name']:<10} {o['method']:<9} {_factor(o['factor']):>7} {theta:>11} "
                            f"{o['serves'] or '-'!s:>8}  ", "green" if o["name"] == "plan" else ""), (marks, "")])
         lines.append([("  runtimes: = file as is, + flags or overrides (`ropedoctor flags`), f file only "
                        "(`ropedoctor fix`), ~ approximate (llama.cpp differs from transformers)", "dim")])
         for o in available:
-            lines.append([(f"  {o['name']}: ", "bold"), ("; ".join([*o["reasons"], *o["notes"]]), "")])
+            lines.append([(f"  {o['name']}: ", "bold"), ("; ".join(o["reasons"]), "")])
+        lines.append([("caveats", "bold")])
+        seen: set[str] = set()
+        for o in available:
+            for note in o["notes"]:
+                if note and note not in seen:
+                    seen.add(note)
+                    lines.append([(f"  - {note}", "dim")])
     memory = doc["memory"]
     lines.append([(f"memory ({memory['kv_dtype']} KV cache, {doc['parallel']} slot(s) of {ctx} tokens)", "bold")])
     if not memory["available"]:
