@@ -65,7 +65,8 @@ def passkey_heatmap(cells: Sequence[Mapping[str, Any]], path: Path, title: str, 
                 value = grid[row][column]
                 text = "-" if math.isnan(value) else f"{value:.0%}\nn={counts[row][column]}"
                 axes.text(column, row, text, ha="center", va="center", fontsize=7)
-        axes.set_xticks(range(len(lengths)), [_tokens(length) for length in lengths])
+        axes.set_xticks(range(len(lengths)), [_tokens(length) + ("\n(trained)" if length == original else "")
+                                              for length in lengths])
         axes.set_yticks(range(len(depths)), [f"{depth:.0%}" for depth in depths])
         axes.set_xlabel("context length (tokens)")
         axes.set_ylabel("needle depth")
@@ -75,8 +76,7 @@ def passkey_heatmap(cells: Sequence[Mapping[str, Any]], path: Path, title: str, 
             column = lengths.index(original)
             axes.add_patch(_outline(column, len(depths)))
             axes.get_xticklabels()[column].set_fontweight("bold")
-            axes.annotate("trained length", (column, -0.5), xytext=(0, 2), textcoords="offset points",
-                          ha="center", va="bottom", fontsize=7, color=_WINDOW, annotation_clip=False)
+            axes.get_xticklabels()[column].set_color(_WINDOW)
     assert image is not None
     figure.colorbar(image, ax=list(panels), label="accuracy", fraction=0.05)
     figure.suptitle(title, fontsize=10)
