@@ -237,13 +237,14 @@ class LlamaCppBackend:
         prefill = time.perf_counter() - started
         started = time.perf_counter()
         position = len(ids)
-        while True:
+        while not (stop_at_eos and self._lib.llama_vocab_is_eog(self._vocab, token)):
             new.append(token)
-            if len(new) >= max_new_tokens or (stop_at_eos and self._lib.llama_vocab_is_eog(self._vocab, token)):
+            if len(new) >= max_new_tokens:
                 break
             self._submit([token], position, every_position=False)
             position += 1
             token = self._argmax_last()
+        # the end-of-generation token itself is not part of the answer (as in the transformers backend)
         return GenerateStats(new, len(ids), prefill, time.perf_counter() - started)
 
     def reset(self) -> None:
