@@ -253,3 +253,14 @@ def test_progress_only_on_a_terminal(tmp_path: Path) -> None:
 
 def test_console_script_is_installed() -> None:
     assert CONSOLE_SCRIPT.exists() and shutil.which(str(CONSOLE_SCRIPT))
+
+
+def test_closed_pipe_stops_quietly() -> None:
+    """`ropedoctor ... | head`: no internal error and no traceback when the reader goes away."""
+    process = subprocess.Popen([str(CONSOLE_SCRIPT), "check", *[BROKEN] * 10, "--format", "sarif"], cwd=ROOT,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stderr is not None
+    assert process.stdout.read(100).startswith(b"{")
+    process.stdout.close()  # the SARIF log (~120 kB) outgrows a pipe's buffer: the writer meets the closed end
+    assert process.wait(timeout=60) == 141
+    assert process.stderr.read() == b""
