@@ -198,6 +198,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args(argv)
     try:
+        lengths = [int(x) for x in (args.lengths or ("256,512" if args.tiny else "32768,131072")).split(",")]
+    except ValueError:
+        return fail(f"--lengths {args.lengths!r}: expected comma-separated integers")
+    if args.repeats < 1 or any(n < 16 for n in lengths):
+        return fail("--repeats must be >= 1 and every length >= 16")
+    try:
         import torch
         import transformers
     except ImportError:
@@ -206,12 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     if not cuda and not args.tiny:
         return fail(f"CUDA is not available (torch {torch.__version__}); this bench needs a GPU "
                     "(--tiny runs the code path on CPU)")
-    try:
-        lengths = [int(x) for x in (args.lengths or ("256,512" if args.tiny else "32768,131072")).split(",")]
-    except ValueError:
-        return fail(f"--lengths {args.lengths!r}: expected comma-separated integers")
-    if args.repeats < 1 or any(n < 16 for n in lengths):
-        return fail("--repeats must be >= 1 and every length >= 16")
     device = "cuda" if cuda else "cpu"
     dtype = "float32" if args.tiny else "bfloat16"
     config = TINY if args.tiny else LLAMA_31_8B
