@@ -13,4 +13,8 @@ class InputError(Exception):
 
     @property
     def line(self) -> str:
-        return f"ropedoctor: error: {self.what}: {self.why}"
+        # a file name may hold a newline or an escape sequence: the line stays one line, and inert
+        return f"ropedoctor: error: {self.what}: {self.why}".translate(_CONTROL_ESCAPES)
+
+
+_CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}

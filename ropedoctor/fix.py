@@ -46,9 +46,15 @@ def fix_path(path: str, options: FixOptions) -> FixOutcome:
     target = configs[0] if configs else files[0]
     if not configs and len(files) > 1:
         raise InputError(path, f"holds several GGUF files ({', '.join(f.name for f in files)}); name one")
-    if target.name.endswith(GGUF_SUFFIX):
-        return _fix_gguf(target, options)
-    return _fix_config(target, options)
+    fix = _fix_gguf if target.name.endswith(GGUF_SUFFIX) else _fix_config
+    if options.mode == "dry-run":
+        return fix(target, options)
+    from ropedoctor.writers.lock import writing
+
+    # one writer per file, held from the read to the rename: a second run waits, or fails in one line
+    written = Path(options.out) if options.mode == "out" and options.out else target
+    with writing(Path(os.path.realpath(written)) if options.follow_symlinks else written):
+        return fix(target, options)
 
 
 # The target itself: a result that still cannot serve --ctx is a failed fix, even if the input could not either.
@@ -196,9 +202,15 @@ def _fix_gguf(path: Path, options: FixOptions) -> FixOutcome:
         else:
             if destination == path and options.backup:
                 backup_path = path.with_name(path.name + ".bak")
-                if backup_path.exists():
+                if _same_file(backup_path, path):
+                    pass  # the link a run killed before its rename left: the original is still both files
+                elif backup_path.exists():
                     raise InputError(str(backup_path), "backup already exists; remove it or use --no-backup")
-                os.link(path, backup_path)  # the old file stays behind the new name, at no copy cost
+                else:
+                    try:
+                        os.link(path, backup_path)  # the old file stays behind the new name, at no copy cost
+                    except OSError as exc:
+                        raise InputError(str(backup_path), f"cannot make the backup: {exc.strerror or exc}") from None
                 backup = str(backup_path)
             rewrite(path, header, edits, destination, progress=_progress_callback())
         written = str(destination)
@@ -209,6 +221,13 @@ def _fix_gguf(path: Path, options: FixOptions) -> FixOutcome:
     doc["mode"] = edit.mode
     doc["override_kv"] = overrides
     return FixOutcome(doc, _lines(doc, after, extra))
+
+
+def _same_file(left: Path, right: Path) -> bool:
+    try:
+        return os.path.samestat(os.stat(left, follow_symlinks=False), os.stat(right))
+    except OSError:
+        return False
 
 
 def _progress_callback() -> Any:

@@ -567,9 +567,14 @@ def read_gguf(path: str | Path) -> GGUFHeader:
     try:
         if target.is_dir():
             raise InputError(where, "is a directory, not a GGUF file")
-        with open(target, "rb") as handle:
+        # O_NONBLOCK: opening a named pipe nobody writes to would wait forever; it is refused below instead
+        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as handle:
             info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
+            if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode):
+                kind = "a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket"
+                raise InputError(where, f"is {kind}, not a regular file")
+            if not stat.S_ISREG(info.st_mode):  # a device: streamed, every read bounded
                 return read_header(handle, where)
             if info.st_size == 0:
                 raise InputError(where, "file is empty (0 bytes), not a GGUF file")

@@ -9,6 +9,7 @@ tensors (``rope_freqs``, ``rope_factors_long/short``); dynamic NTK does not exis
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from ropedoctor import gguf_keys as G
 from ropedoctor.errors import InputError
 from ropedoctor.families import GGUF_ARCHS, GgufArch
 from ropedoctor.sources.gguf_header import GGUFHeader, check_shards, read_gguf
-from ropedoctor.spec import GgufLayout, LayerRope, RopeSpec, json_int, json_number
+from ropedoctor.spec import GgufLayout, LayerRope, RopeSpec, json_number
 
 # Keys whose stored type and value the GGUF rules look at.
 _READ_KEYS = (*G.REQUIRED_TYPES, G.ROPE_SCALING_YARN_LOG_MUL)
@@ -44,11 +45,11 @@ def spec_from_header(header: GGUFHeader) -> RopeSpec:
             return values[template]
         return None
 
-    context = json_int(value("context", G.CONTEXT_LENGTH))
+    context = _count(value("context", G.CONTEXT_LENGTH))
     heads = values.get(G.HEAD_COUNT)
     heads = max(heads) if isinstance(heads, list) and heads else heads
-    width = json_int(values.get(G.EMBEDDING_LENGTH))
-    head_dim = json_int(value("head_dim", G.KEY_LENGTH))
+    width = _count(values.get(G.EMBEDDING_LENGTH))
+    head_dim = _count(value("head_dim", G.KEY_LENGTH))
     if head_dim is None and width and isinstance(heads, int) and heads > 0:
         head_dim = width // heads
         provenance["head_dim"] = keys[G.EMBEDDING_LENGTH]
@@ -68,24 +69,24 @@ def spec_from_header(header: GGUFHeader) -> RopeSpec:
         table = context if family.positions == "absolute" else None
         return RopeSpec(positions=family.positions, method="none", position_table=table, **common)
 
-    theta = json_number(value("theta", G.ROPE_FREQ_BASE))
+    theta = _number(value("theta", G.ROPE_FREQ_BASE))
     if theta is None and G.ROPE_FREQ_BASE not in values:
         theta = 10_000.0  # llama.cpp's default; RD408 says when the family's base differs
         provenance["theta"] = keys[G.ROPE_FREQ_BASE]
-    factor = json_number(value("factor", G.ROPE_SCALING_FACTOR))
+    factor = _number(value("factor", G.ROPE_SCALING_FACTOR))
     if factor is None:
-        factor = json_number(value("factor", G.ROPE_SCALE_LINEAR))
+        factor = _number(value("factor", G.ROPE_SCALE_LINEAR))
     factor = factor if factor else None  # 0 means "no scaling" to llama.cpp
     scaling_type = value("method", G.ROPE_SCALING_TYPE)
     method = _method(scaling_type, factor, tensors)
     if method in ("llama3", "longrope") and G.ROPE_SCALING_TYPE not in values:
         provenance["method"] = G.ROPE_FREQS if method == "llama3" else G.ROPE_FACTORS_LONG
-    original = json_int(value("original_context", G.ROPE_SCALING_ORIG_CTX_LEN))
+    original = _count(value("original_context", G.ROPE_SCALING_ORIG_CTX_LEN))
     if original is None:
         original = context
         provenance["original_context"] = provenance.get("context", keys[G.CONTEXT_LENGTH])
-    rotary = json_int(value("rotary_dim", G.ROPE_DIMENSION_COUNT)) or head_dim
-    swa_base = json_number(values.get(G.ROPE_FREQ_BASE_SWA))
+    rotary = _count(value("rotary_dim", G.ROPE_DIMENSION_COUNT)) or head_dim
+    swa_base = _number(values.get(G.ROPE_FREQ_BASE_SWA))
     layers = {}
     if swa_base is not None:
         layers = {
@@ -95,8 +96,20 @@ def spec_from_header(header: GGUFHeader) -> RopeSpec:
     return RopeSpec(
         method=method, theta=theta, factor=factor if method != "default" else None, original_context=original,
         rotary_dim=rotary, partial_rotary_factor=rotary / head_dim if rotary and head_dim else 1.0,
-        attention_factor=json_number(values.get(G.ROPE_SCALING_ATTN_FACTOR)), layers=layers, **common,
+        attention_factor=_number(values.get(G.ROPE_SCALING_ATTN_FACTOR)), layers=layers, **common,
     )
+
+
+def _number(value: Any) -> float | None:
+    """A finite number; NaN and infinities (a float key of a broken file) read as absent."""
+    number = json_number(value)
+    return number if number is not None and math.isfinite(number) else None
+
+
+def _count(value: Any) -> int | None:
+    """A positive whole number (a length, a dimension); anything else reads as absent."""
+    number = _number(value)
+    return int(number) if number is not None and number == int(number) and number > 0 else None
 
 
 def _method(scaling_type: Any, factor: float | None, tensors: dict[str, int]) -> str:

@@ -228,7 +228,7 @@ class _Reader:
     def trained_length(self, method: str, context: int | None, factor: float | None) -> int | None:
         """The pre-scaling length for methods whose block does not carry one."""
         trained = json_int(self.first("original_context", (K.MAX_TRAINED_POSITIONS, K.ORIGINAL_MAX_POSITIONS)))
-        if trained:
+        if trained is not None and trained > 0:  # 0 or a negative length is no length: read as absent
             return trained
         self.provenance["original_context"] = self.provenance.get("context", "")
         # Vendors disagree whether a linear file's max_position_embeddings is the original

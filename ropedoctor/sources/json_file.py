@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,17 @@ def _finite_float(text: str) -> float:
     return value
 
 
+def special_file_kind(mode: int) -> str:
+    """How a file that is not a regular file reads in a message: "a named pipe (FIFO)", "a device"."""
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "a special file"
+
+
 def type_name(value: Any) -> str:
     """How a JSON value's type reads in a message: "a string", "an array"."""
     names = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}
@@ -38,10 +51,16 @@ def read_json_object(path: Path) -> dict[str, Any]:
     try:
         if path.is_dir():
             raise InputError(where, "is a directory, not a JSON file")
-        size = path.stat().st_size
-        if size > MAX_CONFIG_BYTES:
-            raise InputError(where, f"file is {size / 1e6:.1f} MB; a config.json is at most {MAX_CONFIG_BYTES // 2**20} MiB")
-        with open(path, "rb") as handle:
+        # O_NONBLOCK: opening a named pipe nobody writes to would wait forever; it is refused below instead
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        with open(fd, "rb") as handle:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(where, f"is {special_file_kind(info.st_mode)}, not a regular file")
+            size = info.st_size
+            if size > MAX_CONFIG_BYTES:
+                raise InputError(where, f"file is {size / 1e6:.1f} MB; a config.json is at most "
+                                        f"{MAX_CONFIG_BYTES // 2**20} MiB")
             raw = handle.read(MAX_CONFIG_BYTES + 1)
     except PermissionError:
         raise InputError(where, "permission denied") from None

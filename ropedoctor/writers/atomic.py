@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import stat
 from collections.abc import Callable
@@ -34,10 +35,14 @@ def write_atomic(path: Path, data: bytes, *, backup: Path | None = None, follow_
     _check_folder(target.parent, where)
     if original is not None and not _is_writable(target, original):
         raise InputError(where, "is read-only")
-    if backup is not None and original is not None and os.path.lexists(backup):
+    remove_dead_temps(target)
+    if backup is not None:
+        remove_dead_temps(backup)
+    kept_backup = backup is not None and original is not None and _is_copy_of(backup, target)
+    if backup is not None and original is not None and os.path.lexists(backup) and not kept_backup:
         raise InputError(where, f"backup {backup} already exists; remove it or use --no-backup")
     made_backup = None
-    if backup is not None and original is not None:
+    if backup is not None and original is not None and not kept_backup:
         _write_backup(target, backup, original, where)
         made_backup = backup
     try:
@@ -55,6 +60,53 @@ def write_atomic(path: Path, data: bytes, *, backup: Path | None = None, follow_
             _unlink_quietly(made_backup)
         raise
     fsync_folder(target.parent)
+
+
+def _is_copy_of(backup: Path, target: Path) -> bool:
+    """Whether ``backup`` holds exactly ``target``'s bytes: what a run killed between its backup and its
+    rename leaves, since the original is still in place. Such a backup is kept and used, not refused."""
+    try:
+        if backup.is_symlink() or not backup.is_file() or backup.stat().st_size != target.stat().st_size:
+            return False
+        with open(backup, "rb") as left, open(target, "rb") as right:
+            while True:
+                chunk = left.read(_CHUNK)
+                if chunk != right.read(_CHUNK):
+                    return False
+                if not chunk:
+                    return True
+    except OSError:
+        return False
+
+
+_TEMP_NAME = re.compile(r"\.tmp-(\d+)(-[0-9a-f]{8})?$")
+
+
+def remove_dead_temps(target: Path) -> None:
+    """Delete the temp files (``.<name>.tmp-<pid>[-<hex>]``) of writers of ``target`` that are no longer running:
+    a run killed before its rename leaves one. A live writer's temp file is never touched."""
+    prefix = f".{target.name}"
+    try:
+        names = [entry.name for entry in os.scandir(target.parent) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for name in names:
+        match = _TEMP_NAME.fullmatch(name[len(prefix):])
+        if match is None or _running(int(match[1])):
+            continue
+        _unlink_quietly(target.parent / name)
+
+
+def _running(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True  # someone else's process: leave its file alone
+    return True
 
 
 def _target(path: Path, follow_symlinks: bool) -> Path:

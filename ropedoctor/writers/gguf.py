@@ -44,7 +44,7 @@ from typing import Any, BinaryIO, Literal
 from ropedoctor.errors import InputError
 from ropedoctor.gguf_keys import ALIGNMENT, ValueType
 from ropedoctor.sources.gguf_header import GGUF_MAGIC, GGUFHeader, GGUFValue, read_gguf, value_type_name
-from ropedoctor.writers.atomic import fsync_folder
+from ropedoctor.writers.atomic import fsync_folder, remove_dead_temps
 
 try:
     import fcntl
@@ -386,6 +386,7 @@ def _write_backup(backup: Path, record: dict[str, Any]) -> None:
     if os.path.lexists(backup):
         raise InputError(where, "backup file already exists; undo the earlier edit or remove the backup first")
     data = (json.dumps(record, indent=1) + "\n").encode("utf-8")
+    remove_dead_temps(backup)
     temp = backup.with_name(f".{backup.name}.tmp-{os.getpid()}")
     try:
         with contextlib.suppress(FileNotFoundError):
@@ -429,7 +430,7 @@ def edit_in_place(path: Path, header: GGUFHeader, changes: Sequence[KVChange], *
     reason = _rewrite_reason(header, prepared)
     if reason is not None:
         raise ValueError(f"{path} cannot be edited in place: {reason}; use rewrite()")
-    if backup is not None and os.path.lexists(backup):
+    if backup is not None and os.path.lexists(backup) and not _unapplied_backup(path, Path(backup)):
         raise InputError(str(backup), "backup file already exists; undo the earlier edit or remove the backup first")
     try:
         with open(path, "r+b", buffering=0) as handle:
@@ -442,6 +443,8 @@ def edit_in_place(path: Path, header: GGUFHeader, changes: Sequence[KVChange], *
                 key = item.change.key
                 entry = header.kv[key]
                 patches.append((key, entry.offset, _old_bytes(handle, header, key, entry, where), item.payload))
+            if backup is not None and os.path.lexists(backup):
+                os.unlink(backup)  # an unapplied record of an edit that never happened (see _unapplied_backup)
             if backup is not None:
                 _write_backup(Path(backup), {
                     "file": str(path.resolve()), "size": info.st_size, "mtime": info.st_mtime,
@@ -449,11 +452,45 @@ def edit_in_place(path: Path, header: GGUFHeader, changes: Sequence[KVChange], *
                     "patches": [{"offset": offset, "old_hex": old.hex(), "new_hex": new.hex(), "key": key}
                                 for key, offset, old, new in patches],
                 })
-            for _key, offset, _old, new in patches:
-                _write_at(handle, offset, new)
+            _write_patches(handle, patches)
             os.fsync(handle.fileno())
     except OSError as exc:
         raise InputError(where, _why(exc)) from None
+
+
+# Patches within this span are written with one write() from one buffer: a run killed at any moment leaves
+# all of them or none (a RoPE key set is a few hundred bytes of one header). Wider spans are written one by one.
+_ONE_WRITE_SPAN = 1 << 20
+
+
+def _write_patches(handle: BinaryIO, patches: list[tuple[str, int, bytes, bytes]]) -> None:
+    if not patches:
+        return
+    first = min(offset for _k, offset, _o, _n in patches)
+    end = max(offset + len(new) for _k, offset, _o, new in patches)
+    if end - first > _ONE_WRITE_SPAN:
+        for _key, offset, _old, new in patches:
+            _write_at(handle, offset, new)
+        return
+    span = bytearray(_read_at(handle, first, end - first))
+    for _key, offset, _old, new in patches:
+        span[offset - first:offset - first + len(new)] = new
+    _write_at(handle, first, bytes(span))
+
+
+def _unapplied_backup(path: Path, backup: Path) -> bool:
+    """Whether ``backup`` records an in-place edit of ``path`` that never reached it: same size, and every
+    patched value still holds its old bytes. A run killed after saving its backup and before writing leaves
+    that; the next run replaces it instead of refusing."""
+    try:
+        size, _mtime_ns, patches = _load_backup(backup)
+        with open(path, "rb", buffering=0) as handle:
+            if os.fstat(handle.fileno()).st_size != size:
+                return False
+            return any(old != new for _k, _o, old, new in patches) and all(
+                _read_at(handle, offset, len(old)) == old for _key, offset, old, _new in patches)
+    except (InputError, OSError):
+        return False
 
 
 def _load_backup(backup: Path) -> tuple[int, int | None, list[tuple[str, int, bytes, bytes]]]:

@@ -43,6 +43,10 @@ def gguf_changes(plan: Plan) -> list[KVChange]:
         wanted[G.ROPE_SCALING_FACTOR] = (G.ValueType.FLOAT32, 1.0)
     if after.method == "yarn" and after.original_context:
         wanted[G.ROPE_SCALING_ORIG_CTX_LEN] = (G.ValueType.UINT32, after.original_context)
+    elif after.method == "linear" and after.original_context and G.CONTEXT_LENGTH in wanted:
+        # Without it the file reads as trained at its new context_length (ropedoctor, like llama.cpp, falls
+        # back to context_length), and a second fix would undo the scaling (factor 1): it keeps the fix idempotent.
+        wanted[G.ROPE_SCALING_ORIG_CTX_LEN] = (G.ValueType.UINT32, after.original_context)
     for template, stored in layout.types.items():  # RD401: same value, the type llama.cpp loads
         required = G.REQUIRED_TYPES.get(template)
         if required and stored not in required and template not in wanted and required[0] != G.ValueType.ARRAY:
