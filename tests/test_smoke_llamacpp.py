@@ -147,6 +147,8 @@ def test_a_mismatch_is_reported() -> None:
                                         "n_ctx_orig_yarn": 256}
     assert compare(expected, printed, {}) == ["freq_scale: llama.cpp uses 1, the flags mean 0.25"]
     assert compare({**expected, "freq_scale": 1.0}, printed, {}) == []
+    assert compare({"n_ctx": 1000}, printed, {}) == []  # llama.cpp pads n_ctx to a multiple of 256
+    assert compare({"n_ctx": 700}, printed, {}) == ["n_ctx: llama.cpp uses 1024, the flags mean 700"]
 
 
 def test_unscaled_run_past_the_window_is_visible(folder: Path) -> None:

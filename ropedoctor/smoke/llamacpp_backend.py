@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from ropedoctor.smoke.request import SmokeRequest
 
 CHUNK = 512  # tokens per llama_decode when flags set no -b: llama-server's -ub default
+_CTX_PAD = 256  # llama.cpp pads n_ctx to a multiple of this (llama-context.cpp)
 _LOSS_ROWS = 64  # logits rows turned into float64 at once for the log-softmax (64 x n_vocab x 8 bytes)
 
 # llama.cpp's log lines that carry the context and RoPE it really uses (src/llama-context.cpp, llama-model.cpp)
@@ -417,16 +418,23 @@ def parse_log(text: str) -> dict[str, Any]:
 def compare(expected: dict[str, float | int], printed: dict[str, Any], kwargs: dict[str, Any]) -> list[str]:
     """Where llama.cpp's printed state differs from what the flags meant (empty: it runs what flags said).
 
-    freq_base is printed with one decimal and freq_scale with %g, hence the tolerances. n_ctx_orig_yarn is not
-    printed for the context: llama.cpp takes ``yarn_orig_ctx`` when it is given, else the model's value.
+    freq_base is printed with one decimal and freq_scale with %g, hence the tolerances; llama.cpp rounds n_ctx up
+    to a multiple of 256 (1000 runs as 1024). n_ctx_orig_yarn is not printed for the context: llama.cpp takes
+    ``yarn_orig_ctx`` when it is given, else the model's value.
     """
     seen = dict(printed)
     seen["n_ctx_orig_yarn"] = kwargs.get("yarn_orig_ctx") or printed.get("model_n_ctx_orig_yarn")
     out = []
     for key, want in expected.items():
         got = seen.get(key)
-        tolerance = {"freq_base": 0.05 + 1e-6 * abs(want), "freq_scale": 1e-5 * abs(want)}.get(key, 0)
-        if got is None or abs(float(got) - float(want)) > tolerance:
+        if got is None:
+            ok = False
+        elif key == "n_ctx":
+            ok = want <= got < want + _CTX_PAD
+        else:
+            tolerance = {"freq_base": 0.05 + 1e-6 * abs(want), "freq_scale": 1e-5 * abs(want)}.get(key, 0)
+            ok = abs(float(got) - float(want)) <= tolerance
+        if not ok:
             out.append(f"{key}: llama.cpp uses {got}, the flags mean {want:g}")
     return out
 
