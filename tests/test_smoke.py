@@ -193,3 +193,13 @@ def test_defaults_are_documented() -> None:
                           ("--pass-passkey-digits", defaults.passkey_digits_accuracy),
                           ("--pass-loss-ratio", defaults.loss_ratio)):
         assert f"`{option} {value:g}`" in doc
+
+
+def test_parameters_llamacpp_did_not_take_fail_the_run() -> None:
+    from ropedoctor.smoke.run import _parameters_outcome
+
+    taken = _parameters_outcome({"matches_flags": True, "mismatches": [], "printed": {"n_ctx": 1024}})
+    refused = _parameters_outcome({"matches_flags": False, "mismatches": ["freq_scale: llama.cpp uses 1, the flags "
+                                                                          "mean 0.25"]})
+    assert taken.passed and not refused.passed
+    assert "freq_scale" in refused.summary and refused.as_json()["mismatches"]

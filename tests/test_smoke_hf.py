@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 import torch
-from smoke_models import build_tiny_causal
 from typer.testing import CliRunner
 
 from ropedoctor.cli import app
 from ropedoctor.smoke import hf_backend
 from ropedoctor.smoke.hf_backend import HFBackend
 from ropedoctor.smoke.run import build_request, load_backend
+from smoke_models import build_tiny_causal
 
 CTX = 1024  # 4x the trained 256
 

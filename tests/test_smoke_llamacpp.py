@@ -13,7 +13,6 @@ from typing import Any
 import llama_cpp
 import numpy as np
 import pytest
-from smoke_models import build_tiny_causal
 
 from conftest import invoke
 from llamacpp_logits import N_VOCAB, random_tokens
@@ -24,6 +23,7 @@ from ropedoctor.smoke.llamacpp_backend import CHUNK, LlamaCppBackend, compare, l
 from ropedoctor.smoke.llamacpp_params import ROPE_SCALING_TYPES, llama_kwargs, override_kv
 from ropedoctor.smoke.request import SmokeRequest
 from ropedoctor.sources import load_file
+from smoke_models import build_tiny_causal
 
 TRAIN, LONG = 256, 1024
 
@@ -264,7 +264,8 @@ def test_smoke_command_through_llamacpp(folder: Path, tmp_path: Path) -> None:
     assert result.exit_code in (0, 1), result.output  # a random model may fail a check; it must run them all
     doc = json.loads(result.stdout)
     assert doc["backend"] == "llama.cpp" and doc["ctx"] == LONG and doc["device"] == "cpu"
-    assert {check["name"] for check in doc["checks"]} == {"finite", "passkey", "perplexity", "speed"}
+    assert [check["name"] for check in doc["checks"]] == ["parameters", "finite", "passkey", "perplexity", "speed"]
+    assert doc["checks"][0]["passed"] and doc["checks"][0]["mismatches"] == []
     finite = next(c for c in doc["checks"] if c["name"] == "finite")
     assert finite["passed"]
     info = doc["backend_info"]

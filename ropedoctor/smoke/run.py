@@ -187,6 +187,8 @@ def execute(request: SmokeRequest) -> dict[str, Any]:
         backend = load_backend(request)
         try:
             estimate: MemoryEstimate | None = getattr(backend, "estimate", None) or gguf_estimate(request)
+            if "matches_flags" in backend.info:
+                outcomes["parameters"] = _parameters_outcome(backend.info)
             text, ids = text_ids(backend.tokenize, request) if "perplexity" in request.checks else (None, [])
             probe = probe_ids(backend, request.ctx, request.seed) if {"finite", "speed"} & set(request.checks) \
                 else []
@@ -220,8 +222,18 @@ def execute(request: SmokeRequest) -> dict[str, Any]:
             outcomes["perplexity"] = perplexity_outcome(scaled, baseline, request, text)
     finally:
         steps.close()
-    ordered = [outcomes[name] for name in request.checks if name in outcomes]
+    ordered = [outcomes[name] for name in ("parameters", *request.checks) if name in outcomes]
     return smoke_json(request, meta, ordered, estimate, peak)
+
+
+def _parameters_outcome(info: dict[str, Any]) -> CheckOutcome:
+    """A runtime that did not take the flags (llama.cpp printed another n_ctx, base or scale) fails the run:
+    every other number would measure a RoPE other than the planned one."""
+    mismatches = info.get("mismatches") or []
+    summary = "llama.cpp runs the parameters flags emits" if info["matches_flags"] else \
+        "llama.cpp did not take the flags: " + "; ".join(str(m) for m in mismatches)
+    return CheckOutcome("parameters", bool(info["matches_flags"]), summary,
+                        {"printed": info.get("printed"), "expected": info.get("expected"), "mismatches": mismatches})
 
 
 def _baseline_losses(request: SmokeRequest, ids: list[int], scaled: list[float]) -> list[float]:
