@@ -60,9 +60,25 @@ def main() -> None:
 
             paths, ctx, output, strict, quiet = fast
             sys.exit(run_check(paths, ctx, output, strict, quiet=quiet))
+        try:  # typer >= 0.29 vendors click; its usage errors are these classes, not click's
+            from typer._click import exceptions as click
+        except ImportError:
+            from click import exceptions as click  # type: ignore[no-redef]
+
         from ropedoctor.cli import app
 
-        app()
+        try:
+            code = app(standalone_mode=False)
+        except click.NoArgsIsHelpError as exc:  # bare `ropedoctor`: the help, as before
+            print(exc.format_message(), file=sys.stderr)
+            sys.exit(2)
+        except click.UsageError as exc:  # a bad option or value: one line, like every other bad input
+            command = exc.ctx.command_path if exc.ctx is not None else \
+                " ".join(["ropedoctor", *[arg for arg in sys.argv[1:2] if not arg.startswith("-")]])
+            where = f" (see `{command} --help`)"
+            print(f"ropedoctor: error: {exc.format_message()}{where}", file=sys.stderr)
+            sys.exit(2)
+        sys.exit(code if isinstance(code, int) else 0)
     except KeyboardInterrupt:
         print("ropedoctor: error: interrupted", file=sys.stderr)
         sys.exit(130)

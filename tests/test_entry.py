@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import FIXTURES, invoke
+from conftest import FIXTURES, invoke, run_cli
 from ropedoctor.entry import main, parse_fast_check
 
 QWEN = str(FIXTURES / "qwen2.5-7b-instruct")
@@ -58,3 +58,14 @@ def test_everything_else_goes_to_typer(argv: list[str]) -> None:
 def test_typer_owns_bad_option_messages() -> None:
     code, _, err = run_entry(["check", "--ctx", "0", QWEN])
     assert code == 2 and "Invalid value for '--ctx'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["check", "--ctx", "many", QWEN], ["check", "--format", "xml"], ["check", "--ctx"],
+                                  ["fix", "--type", "foo"], ["smoke", "--bogus"], ["flags", QWEN]])
+def test_a_bad_option_is_one_line(argv: list[str]) -> None:
+    """DESIGN.md: bad input is one `ropedoctor: error:` line and exit 2, typer's usage errors included."""
+    result = run_cli(*argv)
+    assert result.returncode == 2 and result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("ropedoctor: error: "), result.stderr
+    assert f"ropedoctor {argv[0]} --help" in lines[0]
