@@ -210,6 +210,7 @@ def fetch_config(ref: HubRef, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
     offline = hub_offline()
     endpoint = hub_endpoint()
     cache_dir = hub_cache_dir()
+    _skip_agent_registry()
     token = None if offline else _token(ref.source)
     host = _host(endpoint)
     try:
@@ -232,15 +233,106 @@ def fetch_config(ref: HubRef, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
             if meta.size is not None and meta.size > MAX_CONFIG_BYTES:
                 raise InputError(ref.source, f"{filename} on the Hub is {meta.size} bytes, more than the "
                                              f"{MAX_CONFIG_BYTES} a config can have; not downloaded")
-        local = hf_hub_download(ref.repo_id, filename, revision=ref.revision, endpoint=endpoint,
-                                cache_dir=cache_dir, local_files_only=offline, token=token or False,
-                                etag_timeout=timeout, library_name="ropedoctor", library_version=__version__,
-                                **_quiet_download())
+        limit = MAX_CONFIG_BYTES if offline or meta.size is None else min(MAX_CONFIG_BYTES, meta.size)
+        with _DownloadBudget(limit, timeout * (1 + limit / DEADLINE_UNIT)) as budget:
+            local = hf_hub_download(ref.repo_id, filename, revision=ref.revision, endpoint=endpoint,
+                                    cache_dir=cache_dir, local_files_only=offline, token=token or False,
+                                    etag_timeout=timeout, library_name="ropedoctor", library_version=__version__,
+                                    **budget.download_kwargs())
     except InputError:
         raise
+    except _OverBudget as exc:
+        raise InputError(ref.source, exc.why(filename, host)) from None
     except Exception as exc:
         raise _config_error(ref, exc, offline=offline, token=token, host=host) from None
     return Path(str(local))
+
+
+def _skip_agent_registry() -> None:
+    """huggingface_hub >= 2.4 fetches ``{HF_ENDPOINT}/api/agent-harnesses`` once a day to build its User-Agent,
+    reading the whole answer into memory with only a per-read timeout: an endpoint that answers with 10 GB, or a
+    byte every 2 s, holds the process (found by tests/test_hub_safety.py). ropedoctor does not need that
+    detection: it is set to "no registry" (huggingface_hub's own fallback when the fetch fails) before any call."""
+    with contextlib.suppress(Exception):
+        from huggingface_hub.utils import _detect_agent
+
+        if getattr(_detect_agent, "_registry", "absent") is None:
+            _detect_agent._registry = _detect_agent._EMPTY_REGISTRY
+
+
+class _OverBudget(Exception):
+    def __init__(self, limit: int, seconds: float, late: bool) -> None:
+        super().__init__(limit)
+        self.limit, self.seconds, self.late = limit, seconds, late
+
+    def why(self, filename: str, host: str) -> str:
+        if self.late:
+            return f"timed out downloading {filename} from {host} (deadline {self.seconds:.1f} s)"
+        return f"{host} sent more than the {self.limit} bytes {filename} was announced with; stopped there"
+
+
+class _DownloadBudget:
+    """Bounds what ``hf_hub_download`` may read for one config.json, which it does not bound itself: at most
+    ``limit`` bytes (the size the HEAD announced; a server that then streams 10 GB is stopped within one of
+    huggingface_hub's 10 MiB chunks) and ``seconds`` in all (its own timeout is per read, which a server that
+    trickles a byte at a time never trips). The byte count is checked in the progress callback it calls for each
+    chunk; past the deadline a timer closes huggingface_hub's HTTP client, whose pending read then fails."""
+
+    def __init__(self, limit: int, seconds: float) -> None:
+        self.limit = limit
+        self.seconds = seconds
+        self.late = False
+        self._timer: threading.Timer | None = None
+        self._done = threading.Event()
+
+    def __enter__(self) -> _DownloadBudget:
+        self._arm(self.seconds)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.late and exc[0] is not None and not isinstance(exc[1], _OverBudget):
+            raise _OverBudget(self.limit, self.seconds, late=True) from None
+
+    def _arm(self, after: float) -> None:
+        self._timer = threading.Timer(after, self._expire)
+        self._timer.daemon = True
+        self._timer.start()
+
+    def _expire(self) -> None:
+        if self._done.is_set():
+            return
+        self.late = True
+        from huggingface_hub import close_session
+
+        with contextlib.suppress(Exception):
+            close_session()
+        self._arm(0.25)  # huggingface_hub retries with a new client: close that one too
+
+    def download_kwargs(self) -> dict[str, Any]:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.utils import tqdm as hf_tqdm  # type: ignore[attr-defined]
+
+        if "tqdm_class" not in inspect.signature(hf_hub_download).parameters:
+            return _quiet_download()
+        budget = self
+
+        class BoundedProgress(hf_tqdm):
+            seen = 0
+
+            def __init__(self, *args: Any, **kwargs: Any) -> None:
+                kwargs["disable"] = True  # no bar on stderr
+                super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
+
+            def update(self, n: float | None = 1) -> bool | None:
+                BoundedProgress.seen += int(n or 0)
+                if budget.late or BoundedProgress.seen > budget.limit:
+                    raise _OverBudget(budget.limit, budget.seconds, budget.late)
+                return None
+
+        return {"tqdm_class": BoundedProgress}
 
 
 def _quiet_download() -> dict[str, Any]:
