@@ -181,13 +181,19 @@ def write_gguf(path: Path, state: dict[str, F32], n_ctx_train: int) -> None:
     writer.close()
 
 
-def _native_model(config: dict[str, Any]) -> Any:
-    """transformers' NomicBertModel (untyped) built from a config dict, progress bars off."""
-    from transformers import NomicBertConfig, NomicBertModel
+def _quiet_transformers() -> None:
+    """No weight-loading progress bars in the test output."""
     from transformers.utils import logging
 
     quiet: Any = logging.disable_progress_bar
     quiet()
+
+
+def _native_model(config: dict[str, Any]) -> Any:
+    """transformers' NomicBertModel (untyped) built from a config dict."""
+    from transformers import NomicBertConfig, NomicBertModel
+
+    _quiet_transformers()
     return NomicBertModel(NomicBertConfig.from_dict(transformers_view(config)))
 
 
@@ -215,6 +221,7 @@ def load_transformers(hf_dir: Path) -> Any:
     import torch
     from transformers import NomicBertConfig, NomicBertModel
 
+    _quiet_transformers()
     config = json.loads((hf_dir / "config.json").read_text())
     native = NomicBertConfig.from_dict(transformers_view(config))
     model: Any = NomicBertModel.from_pretrained(hf_dir, config=native, attn_implementation="eager",
