@@ -48,6 +48,9 @@ GGUF_SUFFIX = ".gguf"
 FIRST_RANGE = 1 << 20  # the first Range request; each next one asks for at least all the bytes before it
 MAX_BYTES = 512 * 2**20  # no GGUF header is read past this
 MAX_REDIRECTS = 5
+# Growing ranges read a 512 MiB header in ~10 requests; a server that answers each one with a few bytes would
+# make it millions (found by fuzz/: 1 byte per answer, 0.05 s each). Past this many, the read stops.
+MAX_REQUESTS = 64
 DEFAULT_TIMEOUT = 10.0
 # A request may take ``timeout`` seconds plus ``timeout`` more per MiB asked: a stalled or trickling server
 # fails within that (a floor of 1 MiB per ``timeout``, ~100 KiB/s at the default), a slow link does not.
@@ -571,6 +574,9 @@ class RemoteFile:
         url = self._location or self.url
         redirects = 0
         while True:
+            if self.request_count >= MAX_REQUESTS:
+                raise InputError(self.source, f"{_host(url)} needed more than {MAX_REQUESTS} requests for the header "
+                                              f"(it answers in small pieces); stopped after {self.bytes_fetched} bytes")
             parts = _checked_url(url, self.source)
             conn, target, extra = self._connection(parts, deadline)
             watchdog = _Watchdog(conn, deadline)
