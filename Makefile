@@ -8,7 +8,7 @@ STAMP_TEST := $(VENV)/.installed-test
 VENV_TF4 := .venv-tf4
 STAMP_TF4 := $(VENV_TF4)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean llama-server
+.PHONY: demo test lint typecheck pytest bench clean fuzz llama-server
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,7 @@ $(STAMP_TF4):
 	touch $@
 
 lint: $(STAMP_TEST)
-	$(BIN)/ruff check ropedoctor tests bench tools
+	$(BIN)/ruff check ropedoctor tests bench tools fuzz
 
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
@@ -60,6 +60,13 @@ bench: $(STAMP_TEST)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/gguf_header.py
 	$(BIN)/python bench/gguf_fix.py
+
+# Long runs, not part of `make test` (docs/reliability.md): FUZZ_COUNT generated and mutated inputs per parser
+# (config.json loader, GGUF header reader, hub responses, hub paths), then fix killed at every system call.
+FUZZ_COUNT ?= 100000
+fuzz: $(STAMP_TEST)
+	nice -n 10 $(BIN)/python -m fuzz.run --count $(FUZZ_COUNT) --out $${TMPDIR:-/tmp}/ropedoctor-fuzz-summary.json
+	ROPEDOCTOR_FULL_SWEEP=1 $(BIN)/python -m pytest tests/test_crash_safety.py
 
 clean:
 	rm -rf $(VENV) $(VENV_TF4) .mypy_cache .pytest_cache .ruff_cache
