@@ -308,3 +308,19 @@ def test_every_fixture_and_method_in_transformers_4(tmp_path: Path) -> None:
             problems.append((Path(where).name, got, spec.method, spec.theta, spec.factor))
     assert problems == [], problems
     assert len(planned) >= 100
+
+
+def test_nomic_scaling_reaches_both_loaders(tmp_path: Path) -> None:
+    """NomicBert: remote code reads rotary_scaling_factor, transformers 5's native class only rope_parameters."""
+    from transformers import AutoConfig
+
+    out = tmp_path / "config.json"
+    result = invoke("fix", str(FIXTURES / "nomic-embed-text-v1.5"), "--ctx", "8192", "--out", str(out),
+                    "--format", "json")
+    assert result.exit_code == 0, result.output
+    written = json.loads(out.read_text())
+    assert written["rotary_scaling_factor"] == 2.0
+    assert written["rope_parameters"] == {"rope_theta": 1000.0, "rope_type": "dynamic", "factor": 2.0}
+    native = AutoConfig.from_pretrained(tmp_path).rope_parameters
+    assert native["rope_type"] == "dynamic" and native["factor"] == 2.0
+    assert not [f for f in json.loads(result.stdout)["findings"] if f["code"] in ("RD203", "RD215")]

@@ -128,7 +128,9 @@ def v5_only_parameters(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     block = next(iter(spec.hf.blocks.values()))
     method, factor = block.get(K.ROPE_TYPE), block.get(K.FACTOR)
     v4_block = dict(family.default_block)  # what 4.x falls back to (gpt-oss: its own yarn x32)
-    if method != v4_block.get(K.ROPE_TYPE, "default") or factor != v4_block.get(K.FACTOR, factor):
+    v4_scaled = spec.model_type == "nomic_bert" and method == "dynamic" \
+        and json_number(text.get(K.ROTARY_SCALING_FACTOR)) == json_number(factor)  # remote code's own key
+    if (method != v4_block.get(K.ROPE_TYPE, "default") or factor != v4_block.get(K.FACTOR, factor)) and not v4_scaled:
         lost.append(f"the {method} scaling")
     v4_theta = json_number(spec.hf.text.get(family.theta_keys[0])) or family.default_theta
     if spec.theta is not None and spec.theta != v4_theta:
@@ -456,3 +458,39 @@ def layered_legacy_type_ignored(spec: RopeSpec, target: Target) -> Iterator[Hit]
             yield Hit(f"legacy `type` {legacy!r} alone: transformers 5 keeps rope_type 'default' for every layer "
                       f"type and ignores the scaling; transformers 4.x applies {legacy!r}",
                       spec.hf.path(K.ROPE_SCALING, K.LEGACY_TYPE))
+
+
+@rule("RD215", "nomic-scaling-native-ignored", "warning")
+def nomic_scaling_native_ignored(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    Reports a NomicBert config whose `rotary_scaling_factor` (dynamic NTK) has no matching dynamic
+    `rope_parameters` block.
+
+    ## Why it matters
+    nomic's remote code (`trust_remote_code=True`, sentence-transformers) scales by
+    `rotary_scaling_factor` and ignores `rope_parameters`; transformers 5's native `NomicBertModel`
+    reads only `rope_parameters` and ignores `rotary_scaling_factor`. Without both, one loader runs
+    the model unscaled past its trained length: the same file gives different embeddings.
+
+    ## Example
+    ```json
+    "model_type": "nomic_bert", "rotary_scaling_factor": 2.0,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1000.0}
+    ```
+
+    ## Fix
+    Write both: `"rope_parameters": {"rope_type": "dynamic", "factor": 2.0, "rope_theta": 1000.0}`
+    beside `rotary_scaling_factor` (`ropedoctor fix --ctx N` does).
+    """
+    if spec.model_type != "nomic_bert" or spec.hf is None:
+        return
+    factor = json_number(spec.hf.text.get(K.ROTARY_SCALING_FACTOR))
+    if factor is None or factor <= 1:
+        return
+    block = spec.hf.text.get(K.ROPE_PARAMETERS)
+    block = block if isinstance(block, dict) else {}
+    if block.get(K.ROPE_TYPE) != "dynamic" or json_number(block.get(K.FACTOR)) != factor:
+        yield Hit(f"rotary_scaling_factor {factor:g} without a matching dynamic rope_parameters block: nomic's "
+                  f"remote code scales, transformers 5's native NomicBert runs unscaled",
+                  spec.hf.path(K.ROTARY_SCALING_FACTOR))

@@ -88,6 +88,8 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
     if after.model_type == "nomic_bert":  # NomicBert's own dynamic NTK switch
         if after.method == "dynamic":
             wanted[K.ROTARY_SCALING_FACTOR] = float(after.factor or 1)
+            if style != "v4":  # transformers 5's native class reads only rope_parameters (RD215)
+                wanted[K.ROPE_PARAMETERS] = nomic_parameters(text, after)
         elif after.method != before.method:
             raise InputError(before.source, "NomicBert scales with its rotary_scaling_factor (dynamic NTK); "
                                             "use --type dynamic or --type ntk")
@@ -133,6 +135,17 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
             if key in text:
                 wanted[key] = DELETE
     return _changes(text, prefix, wanted)
+
+
+def nomic_parameters(text: dict[str, Any], after: RopeSpec) -> dict[str, Any]:
+    """NomicBert's dynamic NTK as transformers 5's native class reads it (remote code reads
+    ``rotary_scaling_factor`` and ignores this block; the two together serve both loaders)."""
+    old = text.get(K.ROPE_PARAMETERS)
+    parameters: dict[str, Any] = dict(old) if isinstance(old, dict) else {}
+    parameters.update({K.ROPE_TYPE: "dynamic", K.FACTOR: float(after.factor or 1),
+                       K.ROPE_THETA: after.theta or family_of(after.model_type).default_theta})
+    parameters.pop(K.LEGACY_TYPE, None)
+    return parameters
 
 
 def _layered(text: dict[str, Any], block: dict[str, Any] | None, after: RopeSpec, style: Style,
