@@ -12,11 +12,13 @@ for, never send the token to another origin, and never show the token in a messa
 
 from __future__ import annotations
 
+import atexit
 import base64
 import json
 import os
 import random
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -154,6 +156,7 @@ class HubTarget:
         self.seeds = [p.read_bytes() for p in files]
         shm = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
         self.state = Path(tempfile.mkdtemp(prefix="ropedoctor-fuzz-hub-", dir=shm))
+        atexit.register(shutil.rmtree, self.state, True)
         self.generation = 0
         self._write_plan({"responses": [_good()], "file": "", "first_range": 1})
         self.server = subprocess.Popen([sys.executable, "-m", "fuzz.hub_target", str(self.state)], cwd=ROOT,

@@ -3,9 +3,11 @@ GGUF header reader (with the GGUF rules), and hub paths (repo ids and file names
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import random
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -27,7 +29,9 @@ def clean(error: Any) -> str:
 
 def _scratch() -> Path:
     folder = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
-    return Path(tempfile.mkdtemp(prefix="ropedoctor-fuzz-", dir=folder))
+    scratch = Path(tempfile.mkdtemp(prefix="ropedoctor-fuzz-", dir=folder))
+    atexit.register(shutil.rmtree, scratch, True)
+    return scratch
 
 
 class ConfigTarget:

@@ -9,6 +9,7 @@ import os
 import selectors
 import struct
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import NamedTuple
@@ -23,6 +24,20 @@ MAX_RSS_MB = 200
 MAX_CPU_S = 1.0
 
 
+# The CLI's own peak RSS: VmHWM of its address space, written when it exits. (ru_maxrss of a child counts the
+# forked copy of the parent it was exec'd from: a pytest process of several hundred MB.)
+_PEAK_RSS_WRAPPER = """
+import atexit, re, runpy, sys
+out = sys.argv.pop(1)
+def peak():
+    status = open("/proc/self/status").read()
+    open(out, "w").write(re.search(r"VmHWM:\\s+(\\d+)", status)[1])
+atexit.register(peak)
+sys.argv[0] = "ropedoctor"
+runpy.run_module("ropedoctor", run_name="__main__")
+"""
+
+
 class Run(NamedTuple):
     returncode: int
     stdout: str
@@ -33,8 +48,9 @@ class Run(NamedTuple):
 
 
 def measured(*args: str | bytes, cwd: Path = ROOT, timeout: float = 60) -> Run:
-    """The CLI as a user runs it (a child process), with its CPU time and peak RSS from ``os.wait4``."""
+    """The CLI as a user runs it (a child process), with its CPU time (``os.wait4``) and peak RSS (VmHWM)."""
     started = time.monotonic()
+    peak_file = Path(tempfile.mkdtemp()) / "peak"
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     pid = os.fork()
@@ -44,7 +60,7 @@ def measured(*args: str | bytes, cwd: Path = ROOT, timeout: float = 60) -> Run:
         os.chdir(cwd)
         os.environ["PYTHONPATH"] = str(ROOT)
         try:
-            os.execv(sys.executable, [sys.executable, "-m", "ropedoctor", *map(os.fsdecode, args)])
+            os.execv(sys.executable, [sys.executable, "-c", _PEAK_RSS_WRAPPER, str(peak_file), *map(os.fsdecode, args)])
         finally:
             os._exit(127)
     os.close(out_w)
@@ -66,9 +82,10 @@ def measured(*args: str | bytes, cwd: Path = ROOT, timeout: float = 60) -> Run:
             os.kill(pid, 9)
             break
     _, status, usage = os.wait4(pid, 0)
+    peak_kb = int(peak_file.read_text()) if peak_file.exists() else 0
     return Run(os.waitstatus_to_exitcode(status), b"".join(chunks[out_r]).decode("utf-8", "surrogateescape"),
                b"".join(chunks[err_r]).decode("utf-8", "surrogateescape"), usage.ru_utime + usage.ru_stime,
-               usage.ru_maxrss / 1024, time.monotonic() - started)
+               peak_kb / 1024, time.monotonic() - started)
 
 
 def one_error_line(run: Run) -> None:
