@@ -13,8 +13,13 @@ class InputError(Exception):
 
     @property
     def line(self) -> str:
-        # a file name may hold a newline or an escape sequence: the line stays one line, and inert
-        return f"ropedoctor: error: {self.what}: {self.why}".translate(_CONTROL_ESCAPES)
+        return inert(f"ropedoctor: error: {self.what}: {self.why}")
 
 
 _CONTROL_ESCAPES = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+
+def inert(text: str) -> str:
+    """``text`` with control characters escaped: a file name with a newline or an escape sequence stays on one
+    line and cannot drive the terminal."""
+    return text.translate(_CONTROL_ESCAPES)

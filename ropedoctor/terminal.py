@@ -26,15 +26,17 @@ def wants_colour() -> bool:
 
 
 def emit(lines: list[Line]) -> None:
+    from ropedoctor.errors import inert
+
     if not wants_colour():
-        sys.stdout.write("".join("".join(text for text, _ in line) + "\n" for line in lines))
+        sys.stdout.write("".join(inert("".join(text for text, _ in line)) + "\n" for line in lines))
         return
     from rich.console import Console
     from rich.text import Text
 
     console = Console(highlight=False, soft_wrap=True)
     for line in lines:
-        console.print(Text.assemble(*((text, style) for text, style in line)))
+        console.print(Text.assemble(*((inert(text), style) for text, style in line)))
 
 
 def progress(items: Sequence[T], label: str, minimum: int = 20) -> Iterator[T]:

@@ -236,6 +236,11 @@ def test_odd_folder_names(tmp_path: Path, name: str) -> None:
     one_error_line(broken)
     assert "\x1b" not in broken.stderr
     (model / "config.json").write_bytes(HEALTHY.read_bytes())
+    for text_run in (measured("check", arg, cwd=tmp_path), measured("scan", ".", cwd=tmp_path)):
+        # one model, a name line, a rope line, a verdict (check) or one row and the summary (scan): never a name
+        # broken over two lines or an escape sequence reaching the terminal
+        assert text_run.returncode == 0 and "\x1b" not in text_run.stdout and "\t" not in text_run.stdout
+        assert len(text_run.stdout.splitlines()) in (2, 4), text_run.stdout
     fixed = measured("fix", arg, "--ctx", "65536", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stderr
     assert sorted(p.name for p in model.iterdir()) == ["config.json", "config.json.bak"]
