@@ -110,8 +110,10 @@ class FakeHub:
         self.require_token = require_token
         self.cdn_redirect = cdn_redirect
         self.fail_status = fail_status
-        self._requests: list[Request] = []
-        self._headers: list[dict[str, str]] = []
+        # (arrival number, request, headers): logged when a handler ends, listed in arrival order, because a
+        # redirect's handler can end after the client already asked the redirect's target
+        self._log: list[tuple[int, Request, dict[str, str]]] = []
+        self._arrivals = 0
         self._lock = threading.Lock()
         self._busy = 0
         self._idle = threading.Condition(self._lock)
@@ -170,14 +172,14 @@ class FakeHub:
         """Every request answered so far (waits for those in flight first)."""
         self.wait_idle()
         with self._lock:
-            return list(self._requests)
+            return [request for _, request, _ in sorted(self._log, key=lambda entry: entry[0])]
 
     @property
     def headers(self) -> list[dict[str, str]]:
         """The request headers (lower-case names) of every request, in the order of ``requests``."""
         self.wait_idle()
         with self._lock:
-            return [dict(h) for h in self._headers]
+            return [dict(headers) for _, _, headers in sorted(self._log, key=lambda entry: entry[0])]
 
     @property
     def bytes_served(self) -> int:
@@ -186,8 +188,7 @@ class FakeHub:
     def clear(self) -> None:
         self.wait_idle()
         with self._lock:
-            self._requests.clear()
-            self._headers.clear()
+            self._log.clear()
 
     def resolve_path(self, repo_id: str, filename: str, revision: str | None = None) -> str:
         """The URL path huggingface_hub.hf_hub_url builds for a file."""
@@ -195,14 +196,15 @@ class FakeHub:
 
     # -- serving (called from handler threads) -----------------------------------------------------
 
-    def _begin(self) -> None:
+    def _begin(self) -> int:
         with self._lock:
             self._busy += 1
+            self._arrivals += 1
+            return self._arrivals
 
-    def _end(self, request: Request, headers: dict[str, str]) -> None:
+    def _end(self, arrival: int, request: Request, headers: dict[str, str]) -> None:
         with self._idle:
-            self._requests.append(request)
-            self._headers.append(headers)
+            self._log.append((arrival, request, headers))
             self._busy -= 1
             self._idle.notify_all()
 
@@ -280,7 +282,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
 
         def do_CONNECT(self) -> None:
             """Play an HTTPS proxy: tunnel to ``host:port`` (any FakeHub can be the proxy of another)."""
-            hub._begin()
+            arrival = hub._begin()
             served = 0
             try:
                 host, _, port = self.path.rpartition(":")
@@ -293,12 +295,12 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             finally:
                 self.close_connection = True
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                hub._end(Request("CONNECT", self.path, None, served), headers)
+                hub._end(arrival, Request("CONNECT", self.path, None, served), headers)
 
         # -- plumbing --------------------------------------------------------------------------------
 
         def _handle(self, head: bool) -> None:
-            hub._begin()
+            arrival = hub._begin()
             self._served = 0
             path = urlsplit(self.path).path if "://" in self.path else self.path.split("?")[0]  # proxy form
             try:
@@ -307,7 +309,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.close_connection = True
             finally:
                 headers = {k.lower(): v for k, v in self.headers.items()}
-                hub._end(Request(self.command, path, self.headers.get("Range"), self._served), headers)
+                hub._end(arrival, Request(self.command, path, self.headers.get("Range"), self._served), headers)
 
         def _reply(self, status: int, headers: Mapping[str, str | int], body: bytes = b"", head: bool = False) -> None:
             self.send_response(status)
