@@ -40,14 +40,15 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-pytest: $(STAMP_TEST) $(STAMP_TF4)
+pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
 
-# A real llama-server, from the llama.cpp source inside the installed llama-cpp-python's sdist (tests/test_llama_server.py
-# skips without it). Kept out of `make test`: 21 minutes on two cores shared with other jobs. The script keeps one build per
-# llama-cpp-python version, so re-running this target (or reinstalling the same version) builds nothing.
+# A real llama-server, from the llama.cpp source inside the installed llama-cpp-python's sdist, for
+# tests/test_llama_server.py. Part of `make test`: about 11 CPU-minutes (6-7 on an idle 2-core machine). The script
+# keeps one build per llama-cpp-python version, so re-running this target (or reinstalling the same version) builds
+# nothing.
 STAMP_SERVER := $(VENV)/llama-server/.stamp
 
 $(STAMP_SERVER): $(STAMP_TEST)
