@@ -128,10 +128,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=MODEL)
     parser.add_argument("--trials", type=int, default=4, help="passkey prompts per (length, depth) cell")
-    parser.add_argument("--finetune-steps", type=int, default=200)
+    parser.add_argument("--finetune-steps", type=int, default=500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--work", type=Path, default=None, help="keep the fine-tuned models and smoke output here")
+    parser.add_argument("--report-only", action="store_true", help="rewrite RESULTS.md and plots from results.json")
     args = parser.parse_args(argv)
+    if args.report_only:
+        from lab_results import write_plots, write_results
+
+        saved = json.loads((HERE / "results.json").read_text())
+        write_plots(saved, HERE / "plots")
+        write_results(saved, HERE / "RESULTS.md")
+        return 0
 
     started = time.perf_counter()
     work = args.work or Path(tempfile.mkdtemp(prefix="ropedoctor-lab-"))
