@@ -99,16 +99,18 @@ def test_llamacpp_computes_what_transformers_computes() -> None:
 
 def test_retrieves_at_trained_length_both_backends() -> None:
     for backend in ("transformers", "llama.cpp"):
-        doc = _smoke("--ctx", str(TRAINED), "--as-is", "--checks", "passkey", "--trials", "3",
+        doc = _smoke("--ctx", str(TRAINED), "--as-is", "--checks", "passkey", "--trials", "5",
                      "--backend", backend)
         for variant in passkey.VARIANTS:
             accuracy, n = _accuracy(doc, variant, TRAINED)
-            assert n == 15
+            assert n == 25
             assert accuracy >= 0.9, (backend, variant, accuracy)
 
 
 def test_unscaled_at_four_times_what_the_lab_found(heldout_text: Path) -> None:
-    doc = _smoke("--ctx", str(4 * TRAINED), "--as-is", "--checks", "passkey,perplexity", "--trials", "2",
+    # bench/lab/RESULTS.md, row "none": classic 1.00 at 256 and 0.00 at 1024; loss 5.40 nats in the window and
+    # 6.57 at 768-1024 on the held-out text. The margins below are the direction with room for other trials.
+    doc = _smoke("--ctx", str(4 * TRAINED), "--as-is", "--checks", "passkey,perplexity", "--trials", "4",
                  "--no-baseline", "--text", str(heldout_text))
     assert not doc["passed"]
     in_window, _ = _accuracy(doc, "classic", TRAINED)
