@@ -94,7 +94,8 @@ def _check(folder: Path) -> dict[str, Any]:
 
 
 def test_corpus_is_complete() -> None:
-    folders = {p.name for p in FIXTURES.iterdir() if (p / "config.json").exists()}
+    # tiny-trained is the lab's model (bench/lab, its own README and tests), not a published config
+    folders = {p.name for p in FIXTURES.iterdir() if (p / "config.json").exists()} - {"tiny-trained"}
     assert folders == set(EXPECTED)
     assert len([f for f in folders if "tf5-converted" not in f]) >= 30
     readme = (FIXTURES / "README.md").read_text()

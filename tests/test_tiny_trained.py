@@ -105,6 +105,10 @@ def test_retrieves_at_trained_length_both_backends() -> None:
             accuracy, n = _accuracy(doc, variant, TRAINED)
             assert n == 25
             assert accuracy >= 0.9, (backend, variant, accuracy)
+        lengths = _check(doc, "passkey")["lengths"]
+        # N/4 = 64 tokens cannot hold the bare prompt: skipped, not failed, so the verdict is the model's
+        assert {row["length"] for row in lengths if row["skipped"]} == {TRAINED // 4}
+        assert doc["passed"], _check(doc, "passkey")["summary"]
 
 
 def test_unscaled_at_four_times_what_the_lab_found(heldout_text: Path) -> None:

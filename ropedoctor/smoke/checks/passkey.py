@@ -6,7 +6,7 @@ Greedy decoding, the first integer of the continuation, exact match with the key
 accuracy and its 95% Wilson interval: 4 of 5 is anything from 0.38 to 0.96, which the table must not hide.
 A length passes when its accuracy over all depths reaches the threshold of its variant; the check passes when
 every length does, the control included (a model that cannot retrieve at its trained length says nothing about
-its scaling).
+its scaling). A length too short for the bare prompt (N/4 of a small N) is skipped, not failed; N itself must run.
 """
 
 from __future__ import annotations
@@ -66,9 +66,12 @@ def run_passkey(backend: Backend, request: SmokeRequest,
         tick()
     rows = [_cell_json(cell) for cell in cells.values()]
     by_length = _by_length(rows, request)
-    passed = bool(by_length) and all(row["passed"] for row in by_length)
+    ran = [row for row in by_length if not row["skipped"]]
+    at_target = {row["variant"] for row in ran if row["length"] == request.ctx}
+    passed = at_target == set(passkey.VARIANTS) and all(row["passed"] for row in ran)
     summary = "; ".join(f"{row['variant']} @{row['length']}{' (control)' if row['control'] else ''} "
-                        f"{row['correct']}/{row['n']}" for row in by_length)
+                        + ("skipped: the bare prompt does not fit" if row["skipped"] else
+                           f"{row['correct']}/{row['n']}") for row in by_length)
     return CheckOutcome("passkey", passed, summary, {
         "trials": request.trials, "depths": list(PASSKEY_DEPTHS), "variants": list(passkey.VARIANTS),
         "original": request.original,
@@ -98,5 +101,6 @@ def _by_length(rows: list[dict[str, Any]], request: SmokeRequest) -> list[dict[s
         n, correct = entry["n"], entry["correct"]
         entry["accuracy"] = correct / n if n else None
         entry["ci95"] = list(wilson_interval(correct, n))
-        entry["passed"] = n > 0 and correct / n >= limits[entry["variant"]]
+        entry["skipped"] = n == 0  # every prompt was longer than the length (the bare prompt does not fit)
+        entry["passed"] = None if n == 0 else correct / n >= limits[entry["variant"]]
     return list(out.values())
