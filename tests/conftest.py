@@ -28,6 +28,28 @@ def run_cli(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
                           cwd=kwargs.pop("cwd", ROOT), **kwargs)
 
 
+def run_entry(argv: list[str]) -> tuple[int, str, str]:
+    """The console entry point in-process (its fast path included): exit code, stdout, stderr."""
+    import contextlib
+    import io
+
+    from ropedoctor.entry import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv
+    sys.argv = ["ropedoctor", *argv]
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                main()
+                code = 0
+            except SystemExit as exit_:
+                code = int(exit_.code or 0)
+    finally:
+        sys.argv = saved
+    return code, out.getvalue(), err.getvalue()
+
+
 def write_config(folder: Path, config: dict[str, Any]) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "config.json").write_text(json.dumps(config, indent=2))

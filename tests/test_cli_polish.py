@@ -3,8 +3,6 @@ command's --help, --quiet, and no colour, boxes or progress bars where there is 
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import os
 import pty
@@ -18,10 +16,9 @@ from pathlib import Path
 import pytest
 import typer
 
-from conftest import FIXTURES, ROOT, invoke, write_config
+from conftest import FIXTURES, ROOT, invoke, run_entry, write_config
 from ropedoctor import __version__
 from ropedoctor.cli import app
-from ropedoctor.entry import main
 
 CONSOLE_SCRIPT = Path(sys.executable).parent / "ropedoctor"
 BROKEN = "fixtures/broken/yarn-legacy-type-conflict"
@@ -83,23 +80,6 @@ def run_on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
         chunks.append(chunk)
     os.close(master)
     return process.wait(timeout=120), b"".join(chunks).decode()
-
-
-def run_entry(argv: list[str]) -> tuple[int, str, str]:
-    """The console entry point in-process (its fast path included)."""
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    sys.argv = ["ropedoctor", *argv]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-    finally:
-        sys.argv = saved
-    return code, out.getvalue(), err.getvalue()
 
 
 # --- --version and completion ------------------------------------------------------------------

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-import sys
-
 import pytest
 
-from conftest import FIXTURES, invoke, run_cli
-from ropedoctor.entry import main, parse_fast_check
+from conftest import FIXTURES, invoke, run_cli, run_entry
+from ropedoctor.entry import parse_fast_check
 
 QWEN = str(FIXTURES / "qwen2.5-7b-instruct")
 BROKEN = str(FIXTURES / "broken" / "yarn-legacy-type-conflict")
@@ -22,22 +18,6 @@ SAME_RESULT = [
     ["check", "--", BROKEN],
     ["check", str(FIXTURES / "nowhere"), QWEN],
 ]
-
-
-def run_entry(argv: list[str]) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv
-    sys.argv = ["ropedoctor", *argv]
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            try:
-                main()
-                code = 0
-            except SystemExit as exit_:
-                code = int(exit_.code or 0)
-    finally:
-        sys.argv = saved
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.mark.parametrize("argv", SAME_RESULT, ids=lambda a: " ".join(x.rsplit("/", 1)[-1] for x in a))
