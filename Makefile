@@ -61,6 +61,7 @@ bench: $(STAMP_TEST)
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/gguf_header.py
 	$(BIN)/python bench/gguf_fix.py
+	$(BIN)/python bench/scan_load.py
 
 # Long runs, not part of `make test` (docs/reliability.md): FUZZ_COUNT generated and mutated inputs per parser
 # (config.json loader, GGUF header reader, hub responses, hub paths), then fix killed at every system call.
