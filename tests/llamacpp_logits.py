@@ -171,11 +171,36 @@ def build_tiny_llama(tmp: Path, rope: dict[str, Any], *, n_ctx_train: int = 256,
     return TinyModel(arch, hf_dir, path, n_ctx_train, head_dim, n_head, config=config)
 
 
+def _bpe_tokenizer(writer: gguf.GGUFWriter, tokenizer_json: Path, n_vocab: int) -> None:
+    """A byte-level BPE tokenizer.json (digits split one by one, as the lab's) as llama.cpp's "gpt2" model with
+    the "qwen2" pre-tokenizer, whose regex also takes digits one at a time; BOS added as the post-processor does."""
+    spec = json.loads(tokenizer_json.read_text())
+    vocab: dict[str, int] = dict(spec["model"]["vocab"])
+    special = {t["content"]: t["id"] for t in spec.get("added_tokens", []) if t.get("special")}
+    vocab.update(special)
+    by_id = {i: token for token, i in vocab.items()}
+    tokens = [by_id.get(i, f"[PAD{i}]") for i in range(n_vocab)]
+    types = [gguf.TokenType.CONTROL if t in special else
+             gguf.TokenType.NORMAL if i in by_id else gguf.TokenType.UNUSED for i, t in enumerate(tokens)]
+    merges = [m if isinstance(m, str) else " ".join(m) for m in spec["model"]["merges"]]
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list(tokens)
+    writer.add_token_types([int(t) for t in types])
+    writer.add_token_merges(merges)
+    for name, add in (("<s>", writer.add_bos_token_id), ("</s>", writer.add_eos_token_id),
+                      ("<unk>", writer.add_unk_token_id)):
+        if name in special:
+            add(special[name])
+    writer.add_add_bos_token("<s>" in json.dumps(spec.get("post_processor")))
+
+
 def write_gguf(hf_dir: Path, path: Path, *, gguf_kv: dict[str, tuple[Any, gguf.GGUFValueType]] | None = None,
                tensors: dict[str, F32] | None = None) -> None:
     """A float32 GGUF of the transformers folder ``hf_dir`` (config.json + model.safetensors), as the converter lays
     it out: ``context_length`` = max_position_embeddings, ``rope.freq_base`` = rope_theta, the byte-level vocabulary
-    padded to the model's ``vocab_size``. RoPE scaling keys only from ``gguf_kv`` (keys may use ``{arch}``; a key
+    padded to the model's ``vocab_size``, or the folder's byte-level BPE ``tokenizer.json`` when it has one (llama.cpp
+    then tokenizes text as transformers does: tests/test_tiny_trained.py). RoPE scaling keys only from ``gguf_kv`` (keys may use ``{arch}``; a key
     the function writes itself is replaced), extra tensors only from ``tensors``.
     """
     from safetensors.numpy import load_file
@@ -205,7 +230,10 @@ def write_gguf(hf_dir: Path, path: Path, *, gguf_kv: dict[str, tuple[Any, gguf.G
     for key, (value, vtype) in kv.items():
         writer.add_key_value(key.format(arch=arch), value, vtype)
     writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    _tokenizer(writer, int(config["vocab_size"]))
+    if (hf_dir / "tokenizer.json").exists():
+        _bpe_tokenizer(writer, hf_dir / "tokenizer.json", int(config["vocab_size"]))
+    else:
+        _tokenizer(writer, int(config["vocab_size"]))
     for name, array in {**_gguf_tensors(arch, state, n_head, n_head_kv, n_layer), **(tensors or {})}.items():
         writer.add_tensor(name, np.ascontiguousarray(array, dtype=np.float32))
     writer.write_header_to_file()

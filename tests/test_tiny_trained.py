@@ -123,3 +123,28 @@ def test_unscaled_at_four_times_what_the_lab_found(heldout_text: Path) -> None:
     buckets = _check(doc, "perplexity")["buckets"]
     assert buckets[0]["end"] == TRAINED
     assert buckets[-1]["loss"] > buckets[0]["loss"] + 0.5
+
+
+def test_the_gguf_runs_on_its_own(tmp_path: Path) -> None:
+    """The GGUF carries the tokenizer: llama.cpp tokenizes as transformers does, and smoke of the GGUF alone
+    (no tokenizer.json beside it, so llama.cpp's own vocabulary) retrieves at the trained length."""
+    import shutil
+
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    hf = AutoTokenizer.from_pretrained(MODEL)
+    llm = llama_cpp.Llama(model_path=str(MODEL / "model.gguf"), vocab_only=True, verbose=False)
+    texts = [passkey.prompt_text(variant, 1500, 0.5, 12345, seed) for variant in passkey.VARIANTS for seed in range(3)]
+    texts.append(TEXT.read_text(encoding="utf-8")[:6000])
+    for text in texts:
+        assert llm.tokenize(text.encode(), add_bos=True, special=False) == hf(text)["input_ids"]
+    alone = tmp_path / "model.gguf"
+    shutil.copy(MODEL / "model.gguf", alone)
+    result = CliRunner().invoke(app, ["smoke", str(alone), "--ctx", str(TRAINED), "--as-is", "--backend", "llama.cpp",
+                                      "--checks", "passkey", "--trials", "3", "--format", "json"])
+    doc = json.loads(result.stdout)
+    assert doc["backend_info"]["tokenizer"].startswith("llama.cpp"), doc["backend_info"]
+    for variant in passkey.VARIANTS:
+        accuracy, n = _accuracy(doc, variant, TRAINED)
+        assert n == 15 and accuracy >= 0.9, (variant, accuracy)

@@ -145,8 +145,9 @@ def write_readme(out: Path, args: argparse.Namespace, n_params: int, shortest: i
         f"- greedy passkey accuracy at {N_CTX} tokens on held-out keys ({args.eval_trials} trials each): {acc}",
         "",
         "Files: `config.json`, `model.safetensors`, `tokenizer.json` + `tokenizer_config.json` (byte-level BPE, "
-        "digits as single tokens, BOS added), `model.gguf` (the same weights, float32; its embedded vocabulary is "
-        "byte-level placeholders: run it with this folder's tokenizer.json, as `ropedoctor smoke` does).",
+        "digits as single tokens, BOS added), `model.gguf` (the same weights, float32, and the same tokenizer as "
+        "llama.cpp's `gpt2` BPE with the `qwen2` pre-tokenizer, which also splits digits one by one: llama.cpp "
+        "tokenizes the prompts and the text exactly as transformers does, so the GGUF runs on its own).",
         "",
     ]
     (out / "README.md").write_text("\n".join(str(line) for line in lines))
