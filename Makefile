@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
+STAMP_SERVER := $(VENV)/llama-server/.stamp
 # A second environment with transformers 4.57: fix's --style v4|both output must load there too.
 VENV_TF4 := .venv-tf4
 STAMP_TF4 := $(VENV_TF4)/.installed
@@ -49,7 +50,6 @@ test: lint typecheck pytest
 # tests/test_llama_server.py. Part of `make test`: about 11 CPU-minutes (6-7 on an idle 2-core machine). The script
 # keeps one build per llama-cpp-python version, so re-running this target (or reinstalling the same version) builds
 # nothing.
-STAMP_SERVER := $(VENV)/llama-server/.stamp
 
 $(STAMP_SERVER): $(STAMP_TEST)
 	tools/build_llama_server.sh $(VENV)
