@@ -37,8 +37,8 @@ def test_tiny_runs_every_pass(tmp_path: Path) -> None:
 
 
 def test_without_cuda_the_bench_refuses_in_one_line() -> None:
-    if torch.cuda.is_available():  # allowed: on a GPU machine the bench runs instead of refusing
-        pytest.skip("a GPU is present")
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")  # allowed: on a GPU machine the bench runs instead of refusing
     result = run()
     assert result.returncode == 2
     assert result.stderr.startswith("bench/smoke_gpu.py: error: CUDA is not available")

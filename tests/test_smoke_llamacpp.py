@@ -164,8 +164,8 @@ def test_unscaled_run_past_the_window_is_visible(folder: Path) -> None:
 
 
 def test_cuda_without_offload_is_refused(folder: Path) -> None:
-    if llama_cpp.llama_supports_gpu_offload():  # allowed: a GPU build has nothing to refuse; the CPU CI has none
-        pytest.skip("this llama-cpp-python offloads to a GPU")
+    if llama_cpp.llama_supports_gpu_offload():
+        pytest.skip("this llama-cpp-python offloads to a GPU")  # allowed: a GPU build has nothing to refuse
     gguf = folder / "model.gguf"
     with pytest.raises(InputError, match="without GPU offload"):
         load_llamacpp(gguf, request_for(gguf, device="cuda"))
