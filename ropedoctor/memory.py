@@ -60,8 +60,9 @@ _SAFETENSORS_BYTES = {"F64": 8, "I64": 8, "U64": 8, "F32": 4, "I32": 4, "U32": 4
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 _MAX_SAFETENSORS_HEADER = 100 << 20  # the format's own limit is 100 MB
 
-# llama.cpp's per-architecture sliding-window period (llama-model.cpp ``set_swa_pattern(n)``: in every n
-# layers the last is global) and chunked attention (Llama-4: period 4, chunk 8192, no GGUF key).
+# llama.cpp's per-architecture sliding-window period (``load_swa_pattern(ml, n)`` in src/models/<arch>.cpp: in
+# every n layers the last is global) and chunked attention (Llama-4: period 4, chunk 8192 unless the GGUF says
+# sliding_window 0), as read in the llama.cpp that llama-cpp-python 0.3.36 vendors (0c1e57098).
 GGUF_SWA_PERIOD: dict[str, int] = {"gemma2": 2, "gemma3": 6, "gpt-oss": 2, "cohere2": 4, "llama4": 4}
 GGUF_CHUNKED_ATTENTION: dict[str, int] = {"llama4": 8192}
 
