@@ -151,3 +151,16 @@ def test_docs_rules_md_is_current() -> None:
     assert result.exit_code == 0
     assert (Path(ROOT) / "docs" / "rules.md").read_text() == result.stdout, \
         "docs/rules.md is stale: run `ropedoctor rules --format markdown > docs/rules.md`"
+
+
+@pytest.mark.parametrize(("config", "ctx", "first"), [
+    (llama(rope_theta=10000.0), 16384, "YaRN x4 (`ropedoctor fix --ctx 16384`)"),
+    ({"model_type": "nomic_bert", "n_embd": 768, "n_head": 12, "max_position_embeddings": 2048, "n_positions": 8192,
+      "max_trained_positions": 2048, "rotary_emb_base": 1000}, 8192, "dynamic NTK x2 (`ropedoctor fix --ctx 8192`)"),
+    (llama(max_position_embeddings=4096, rope_scaling={"rope_type": "linear", "factor": 2.0}), 16384,
+     "linear x8 (`ropedoctor fix --ctx 16384`)"),  # the file's own method, over its trained 2048
+])
+def test_ctx_beyond_scaling_names_what_fix_writes(config: dict[str, Any], ctx: int, first: str) -> None:
+    """RD301's first suggestion is plan.py's policy (what `fix --ctx N` writes), never a method fix would not pick."""
+    hit = next(f for f in run_rules(spec_from_config(config, "config.json"), Target(ctx=ctx)) if f.code == "RD301")
+    assert hit.message.split("scale it with ", 1)[1].startswith(first), hit.message

@@ -30,7 +30,8 @@ def ctx_beyond_scaling(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     ```
 
     ## Fix
-    Scale it: `ropedoctor fix --ctx N` (YaRN with the smallest factor that covers N),
+    Scale it: `ropedoctor fix --ctx N` (the file's own method with a larger factor, else what its
+    family documents, else YaRN with the smallest factor that covers N; the message names which),
     `--type linear --factor F` (Position Interpolation) or `--type ntk` (a larger static base).
     """
     served = spec.served_context()
@@ -38,17 +39,30 @@ def ctx_beyond_scaling(spec: RopeSpec, target: Target) -> Iterator[Hit]:
         return
     original = spec.original_context or spec.context or served
     needed = rope_math.smallest_factor(target.ctx, original)
-    options = [f"YaRN x{needed:g} (`ropedoctor fix --ctx {target.ctx}`)",
-               f"linear x{needed:g} (`--type linear --factor {needed:g}`)"]
-    if spec.model_type == "nomic_bert":  # the model card's recipe: dynamic NTK x2 up to n_positions
-        nomic = 2.0 if spec.context and target.ctx <= spec.context else needed
-        options.insert(0, f"`\"rotary_scaling_factor\": {nomic:g}` (NomicBert's dynamic NTK)")
+    planned = _fix_plan(spec, target.ctx)  # what `fix --ctx N` writes comes first: one policy, in plan.py
+    others = {"yarn": f"YaRN x{needed:g} (`--type yarn`)",
+              "linear": f"linear x{needed:g} (`--type linear --factor {needed:g}`)"}
+    method, factor = (planned.method, planned.factor) if planned and planned.factor else ("yarn", needed)
+    others.pop(method, None)
+    name = {"yarn": "YaRN", "dynamic": "dynamic NTK"}.get(method, method)
+    options = [f"{name} x{factor:g} (`ropedoctor fix --ctx {target.ctx}`)", *others.values()]
     if spec.theta and spec.rotary_dim and spec.rotary_dim > 2:
         base = rope_math.ntk_scaled_base(spec.theta, target.ctx / original, spec.rotary_dim)
         options.append(f"a static NTK base rope_theta {base:.4g} (`--type ntk`)")
     scaling = "no scaling" if spec.method == "default" else f"{spec.method} x{spec.factor:g}" if spec.factor else spec.method
     yield Hit(f"--ctx {target.ctx} is beyond the {served} tokens this file supports ({scaling}, trained at "
               f"{original}); scale it with " + ", or ".join(options), spec.where("context", K.MAX_POSITIONS))
+
+
+def _fix_plan(spec: RopeSpec, ctx: int) -> RopeSpec | None:
+    from ropedoctor.errors import InputError
+    from ropedoctor.plan import Target as PlanTarget
+    from ropedoctor.plan import plan
+
+    try:
+        return plan(spec, PlanTarget(ctx=ctx)).after
+    except InputError:
+        return None
 
 
 @rule("RD302", "ctx-beyond-position-table", "error")
