@@ -21,18 +21,21 @@ def _vocab() -> tuple[list[str], list[int]]:
 
 def write_tiny_llama(path: Path, context: int = 256, kv: dict[str, tuple[Any, gguf.GGUFValueType]] | None = None,
                      tensors: dict[str, np.ndarray[Any, Any]] | None = None, n_embd: int = 64, n_head: int = 4,
-                     seed: int = 0) -> Path:
-    """One layer, head size n_embd / n_head, float32 weights; `kv` keys may use {arch}."""
+                     seed: int = 0, kv_heads: list[int] | None = None) -> Path:
+    """Head size n_embd / n_head, float32 weights; `kv` keys may use {arch}. One layer per entry of `kv_heads`
+    (default: one layer with n_head KV heads), head_count_kv a per-layer array when they differ."""
     rng = np.random.default_rng(seed)
     tokens, types = _vocab()
     writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_context_length(context)
     writer.add_embedding_length(n_embd)
-    writer.add_block_count(1)
+    kv_heads = kv_heads or [n_head]
+    head_dim = n_embd // n_head
+    writer.add_block_count(len(kv_heads))
     writer.add_feed_forward_length(2 * n_embd)
     writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_head_count_kv(kv_heads[0] if len(set(kv_heads)) == 1 else kv_heads)
+    writer.add_rope_dimension_count(head_dim)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_tokenizer_model("llama")
     writer.add_token_list(tokens)
@@ -48,15 +51,18 @@ def write_tiny_llama(path: Path, context: int = 256, kv: dict[str, tuple[Any, gg
     def weight(*shape: int) -> np.ndarray[Any, Any]:
         return (rng.standard_normal(shape) * 0.02).astype(np.float32)
 
-    weights = {
-        "token_embd.weight": weight(n_vocab, n_embd), "output_norm.weight": np.ones(n_embd, dtype=np.float32),
-        "output.weight": weight(n_vocab, n_embd), "blk.0.attn_norm.weight": np.ones(n_embd, dtype=np.float32),
-        "blk.0.attn_q.weight": weight(n_embd, n_embd), "blk.0.attn_k.weight": weight(n_embd, n_embd),
-        "blk.0.attn_v.weight": weight(n_embd, n_embd), "blk.0.attn_output.weight": weight(n_embd, n_embd),
-        "blk.0.ffn_norm.weight": np.ones(n_embd, dtype=np.float32), "blk.0.ffn_gate.weight": weight(ff, n_embd),
-        "blk.0.ffn_up.weight": weight(ff, n_embd), "blk.0.ffn_down.weight": weight(n_embd, ff),
-        **(tensors or {}),
-    }
+    weights = {"token_embd.weight": weight(n_vocab, n_embd), "output_norm.weight": np.ones(n_embd, dtype=np.float32),
+               "output.weight": weight(n_vocab, n_embd)}
+    for layer, heads in enumerate(kv_heads):
+        blk = f"blk.{layer}."
+        weights |= {
+            blk + "attn_norm.weight": np.ones(n_embd, dtype=np.float32), blk + "attn_q.weight": weight(n_embd, n_embd),
+            blk + "attn_k.weight": weight(heads * head_dim, n_embd), blk + "attn_v.weight": weight(heads * head_dim, n_embd),
+            blk + "attn_output.weight": weight(n_embd, n_embd), blk + "ffn_norm.weight": np.ones(n_embd, dtype=np.float32),
+            blk + "ffn_gate.weight": weight(ff, n_embd), blk + "ffn_up.weight": weight(ff, n_embd),
+            blk + "ffn_down.weight": weight(n_embd, ff),
+        }
+    weights |= tensors or {}
     for name, array in weights.items():
         writer.add_tensor(name, array)
     writer.write_header_to_file()

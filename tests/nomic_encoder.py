@@ -215,6 +215,18 @@ def build_tiny_nomic(tmp: Path, *, n_ctx_train: int = 256, seed: int = 0) -> Tin
     return TinyNomic(hf_dir, path, n_ctx_train)
 
 
+def fixed_copy(model: TinyNomic, folder: Path, ctx: int) -> Path:
+    """A copy of the model's transformers folder after `ropedoctor fix --ctx N`: the config under test."""
+    import shutil
+
+    from conftest import invoke
+
+    shutil.copytree(model.hf_dir, folder)
+    result = invoke("fix", str(folder), "--ctx", str(ctx), "--no-backup")
+    assert result.exit_code == 0, result.output
+    return folder
+
+
 def load_transformers(hf_dir: Path) -> Any:
     """A fresh native NomicBertModel (dynamic NTK keeps state between calls) from ``hf_dir``'s config.json,
     read through ``transformers_view``, with eager attention."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import socket
 import subprocess
 import time
@@ -26,7 +25,7 @@ import numpy as np
 import pytest
 
 from conftest import ROOT, invoke
-from nomic_encoder import TinyNomic, build_tiny_nomic, hf_token_embeddings, max_abs_diff, random_tokens
+from nomic_encoder import TinyNomic, build_tiny_nomic, fixed_copy, hf_token_embeddings, max_abs_diff, random_tokens
 
 SERVER = ROOT / ".venv" / "llama-server" / "bin" / "llama-server"
 TRAIN, LONG = 256, 1024
@@ -119,11 +118,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> TinyNomic:
 @pytest.fixture(scope="module")
 def fixed(model: TinyNomic, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The transformers folder after `ropedoctor fix --ctx 1024`."""
-    folder = tmp_path_factory.mktemp("nomic-fixed") / "hf"
-    shutil.copytree(model.hf_dir, folder)
-    result = invoke("fix", str(folder), "--ctx", str(LONG), "--no-backup")
-    assert result.exit_code == 0, result.output
-    return folder
+    return fixed_copy(model, tmp_path_factory.mktemp("nomic-fixed") / "hf", LONG)
 
 
 def pooled(fixed: Path, seed: int) -> tuple[list[int], np.ndarray[Any, Any]]:

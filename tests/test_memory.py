@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import gguf
-import numpy as np
 import pytest
 
-from gguf_models import _vocab
+from gguf_models import _vocab, write_tiny_llama
 from ropedoctor import gguf_keys as G
 from ropedoctor.errors import InputError
 from ropedoctor.memory import (
@@ -202,47 +201,7 @@ def test_broken_safetensors_header_is_an_input_error(tmp_path: Path) -> None:
 def write_llama_gguf(path: Path, kv_heads: list[int], head_dim: int = 32, n_head: int = 4,
                      extra: dict[str, tuple[Any, gguf.GGUFValueType]] | None = None) -> Path:
     """A random llama GGUF with one layer per entry of ``kv_heads`` (a per-layer head_count_kv array when they differ)."""
-    rng = np.random.default_rng(0)
-    tokens, types = _vocab()
-    n_embd, n_layer = n_head * head_dim, len(kv_heads)
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_context_length(256)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(2 * n_embd)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(kv_heads[0] if len(set(kv_heads)) == 1 else kv_heads)
-    writer.add_rope_dimension_count(head_dim)
-    writer.add_layer_norm_rms_eps(1e-5)
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list(tokens)
-    writer.add_token_scores([0.0] * len(tokens))
-    writer.add_token_types(types)
-    for key, (value, vtype) in (extra or {}).items():
-        writer.add_key_value(key.format(arch="llama"), value, vtype)
-
-    def weight(*dims: int) -> np.ndarray[Any, Any]:
-        return (rng.standard_normal(dims) * 0.02).astype(np.float32)
-
-    tensors = {"token_embd.weight": weight(len(tokens), n_embd), "output_norm.weight": np.ones(n_embd, np.float32),
-               "output.weight": weight(len(tokens), n_embd)}
-    for layer, heads in enumerate(kv_heads):
-        tensors |= {
-            f"blk.{layer}.attn_norm.weight": np.ones(n_embd, np.float32), f"blk.{layer}.attn_q.weight": weight(n_embd, n_embd),
-            f"blk.{layer}.attn_k.weight": weight(heads * head_dim, n_embd),
-            f"blk.{layer}.attn_v.weight": weight(heads * head_dim, n_embd),
-            f"blk.{layer}.attn_output.weight": weight(n_embd, n_embd),
-            f"blk.{layer}.ffn_norm.weight": np.ones(n_embd, np.float32),
-            f"blk.{layer}.ffn_gate.weight": weight(2 * n_embd, n_embd),
-            f"blk.{layer}.ffn_up.weight": weight(2 * n_embd, n_embd), f"blk.{layer}.ffn_down.weight": weight(n_embd, 2 * n_embd),
-        }
-    for name, array in tensors.items():
-        writer.add_tensor(name, array)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    return path
+    return write_tiny_llama(path, kv=extra, n_embd=n_head * head_dim, n_head=n_head, kv_heads=kv_heads)
 
 
 LOAD = """

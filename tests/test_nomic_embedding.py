@@ -10,7 +10,6 @@ at exactly that length, and shorter inputs differ by the frequency deviation `fl
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -27,6 +26,7 @@ from nomic_encoder import (
     HEAD_DIM,
     TinyNomic,
     build_tiny_nomic,
+    fixed_copy,
     hf_token_embeddings,
     llamacpp_embeddings,
     max_abs_diff,
@@ -48,11 +48,7 @@ def model(tmp_path_factory: pytest.TempPathFactory) -> TinyNomic:
 @pytest.fixture(scope="module")
 def fixed(model: TinyNomic, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The transformers folder after `ropedoctor fix --ctx 1024`."""
-    folder = tmp_path_factory.mktemp("fixed") / "hf"
-    shutil.copytree(model.hf_dir, folder)
-    result = invoke("fix", str(folder), "--ctx", str(LONG), "--no-backup")
-    assert result.exit_code == 0, result.output
-    return folder
+    return fixed_copy(model, tmp_path_factory.mktemp("fixed") / "hf", LONG)
 
 
 @pytest.fixture(scope="module")

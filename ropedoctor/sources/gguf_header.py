@@ -32,6 +32,7 @@ from typing import Any, Protocol
 
 from ropedoctor import gguf_keys as G
 from ropedoctor.errors import InputError
+from ropedoctor.sources.local_file import open_without_waiting, special_file_kind
 
 GGUF_MAGIC = b"GGUF"
 GGUF_DEFAULT_ALIGNMENT = 32
@@ -567,13 +568,10 @@ def read_gguf(path: str | Path) -> GGUFHeader:
     try:
         if target.is_dir():
             raise InputError(where, "is a directory, not a GGUF file")
-        # O_NONBLOCK: opening a named pipe nobody writes to would wait forever; it is refused below instead
-        fd = os.open(target, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
-        with open(fd, "rb") as handle:
+        with open(open_without_waiting(target), "rb") as handle:
             info = os.fstat(handle.fileno())
             if stat.S_ISFIFO(info.st_mode) or stat.S_ISSOCK(info.st_mode):
-                kind = "a named pipe (FIFO)" if stat.S_ISFIFO(info.st_mode) else "a socket"
-                raise InputError(where, f"is {kind}, not a regular file")
+                raise InputError(where, f"is {special_file_kind(info.st_mode)}, not a regular file")
             if not stat.S_ISREG(info.st_mode):  # a device: streamed, every read bounded
                 return read_header(handle, where)
             if info.st_size == 0:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from ropedoctor.errors import InputError
+from ropedoctor.sources.local_file import open_without_waiting, special_file_kind
 
 # Published config.json files are a few KB; the largest (Phi-3 factor lists, VLM wrappers)
 # stay under 100 KB. A larger file is not a config and is not read into memory.
@@ -28,17 +29,6 @@ def _finite_float(text: str) -> float:
     return value
 
 
-def special_file_kind(mode: int) -> str:
-    """How a file that is not a regular file reads in a message: "a named pipe (FIFO)", "a device"."""
-    if stat.S_ISFIFO(mode):
-        return "a named pipe (FIFO)"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
-        return "a device"
-    return "a special file"
-
-
 def type_name(value: Any) -> str:
     """How a JSON value's type reads in a message: "a string", "an array"."""
     names = {list: "an array", dict: "an object", str: "a string", bool: "a boolean", type(None): "null"}
@@ -51,8 +41,7 @@ def read_json_object(path: Path) -> dict[str, Any]:
     try:
         if path.is_dir():
             raise InputError(where, "is a directory, not a JSON file")
-        # O_NONBLOCK: opening a named pipe nobody writes to would wait forever; it is refused below instead
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
+        fd = open_without_waiting(path)
         with open(fd, "rb") as handle:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
