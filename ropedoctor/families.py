@@ -9,12 +9,27 @@ config) follow their published ``configuration_*.py``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+import functools
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Literal
 
 from ropedoctor import hf_keys as K
 
-PositionKind = Literal["rope", "alibi", "absolute"]
+# "relative": T5-style relative attention biases; "none": no positions at all (state-space models);
+# "unknown": neither a hand-written nor a generated record knows the model type, and the file has no RoPE keys.
+PositionKind = Literal["rope", "alibi", "absolute", "relative", "none", "unknown"]
+
+
+@dataclass(frozen=True)
+class LegacyValidator:
+    """A remote-code config class's own ``_rope_scaling_validation`` (the transformers 4.36-4.38 copy that
+    InternLM/InternLM2, DeepSeek-MoE and others ship): ``rope_scaling`` must be a dict of exactly two keys,
+    ``type`` in ``types`` and one of ``value_keys`` a float > 1 (an int such as ``2`` is refused)."""
+
+    types: tuple[str, ...] = ("linear", "dynamic")
+    value_keys: tuple[str, ...] = (K.FACTOR,)
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,8 @@ class Family:
     local_theta_keys: tuple[str, ...] = ()
     default_partial_rotary: float | None = None
     partial_rotary_keys: tuple[str, ...] = (K.PARTIAL_ROTARY_FACTOR,)
+    # Family-specific keys that switch dynamic NTK on with a factor (NomicBert's rotary_scaling_factor).
+    factor_keys: tuple[str, ...] = ()
     context_keys: tuple[str, ...] = (K.MAX_POSITIONS,)
     default_context: int | None = None
     head_dim_keys: tuple[str, ...] = (K.HEAD_DIM,)
@@ -51,7 +68,50 @@ class Family:
     # The config class leaves head_dim None, which transformers 5.23's scaled RoPE functions
     # multiply (TypeError at model init) unless the file sets head_dim (Mixtral).
     needs_explicit_head_dim: bool = False
+    # The methods a `fix` may write into this family's file (None: every method the format carries).
+    # Remote code refuses what its own validator does not know; an empty tuple means ropedoctor does not
+    # write this family's remote-code keys at all.
+    writes: tuple[str, ...] | None = None
+    # The remote-code validator the scaling block must pass, so fix writes exactly its shape.
+    legacy_validator: LegacyValidator | None = None
+    # The method the family's model card prescribes when no scaling ships.
+    prescribed: str | None = None
+    # The factor the card prescribes up to the declared length, when that differs from the smallest one.
+    prescribed_factor: float | None = None
+    # --- learnt from transformers (tools/gen_hf_families.py -> model/hf_families.json) ---
+    # False only for a model type nothing knows (DEFAULT_FAMILY): its positions are not assumed.
+    known: bool = True
+    # Where a composite config keeps the text model's config ("thinker_config.text_config", "decoder").
+    text_paths: tuple[str, ...] = ()
+    # A head_dim the class fixes regardless of hidden_size / num_attention_heads (Gemma: 256).
+    default_head_dim: int | None = None
+    # (layer type or "", the key that decides the rotary dimension): rotary_dim (MiniMax-M2), qk_rope_head_dim
+    # (MLA), global_head_dim (Gemma-4 full attention); default "head_dim" / hidden // heads.
+    rotary_keys: tuple[tuple[str, str], ...] = ()
+    # The class's default rotary dims per layer type, for a file without the deciding key.
+    default_rotary: tuple[tuple[str, int], ...] = ()
+    # False when the class skips standardize_rope_params: YaRN/llama3/longrope blocks keep no filled-in
+    # original_max_position_embeddings, and transformers raises KeyError without one.
+    standardises: bool = True
+    # The methods the model's rotary module builds (None: every method transformers knows).
+    rope_types: tuple[str, ...] | None = None
+    # transformers rewrites "default" to this (vision encoders: "axial").
+    default_method: str = "default"
+    # The class's _rope_type_labels: rope_parameters nested under these names (DeepSeek-V4: main, compress).
+    rope_labels: tuple[str, ...] = ()
+    # The class knows NoPE layers (no_rope_layers) / dual-chunk attention (dual_chunk_attention_config).
+    no_rope_layers: bool = False
+    dual_chunk: bool = False
+    # Block keys the class excludes from validation (ignore_keys_at_rope_validation).
+    validation_ignored: frozenset[str] = frozenset()
+    # What the class does with a legacy v4 rope_scaling naming its method by `type` only: "ok", "dropped" (merged
+    # under per-layer blocks that keep rope_type default: runs unscaled) or "fails" (the rotary module raises).
+    legacy_scaling: str = "ok"
+    # rotary / (deciding key x partial) when not 1: 2-D (axial) vision modules rotate half per axis.
+    rotary_scale: float = 1.0
 
+
+_LEGACY = LegacyValidator()
 
 # GPT-2 spells the model width and head count n_embd / n_head.
 _GPT2_HIDDEN = (K.N_EMBD, K.HIDDEN_SIZE)
@@ -71,8 +131,13 @@ FAMILIES: dict[str, Family] = {
     "cohere": Family(default_theta=500_000.0),
     "olmo3": Family(default_theta=500_000.0),
     "smollm3": Family(default_theta=2_000_000.0),
-    "internlm2": Family(remote_code=True),
-    "internlm3": Family(),
+    # InternLM2/2.5 (remote code): configuration_internlm2.py keeps the 4.38 validator, so the block is
+    # exactly {"type": linear|dynamic, "factor": float > 1}; the model card prescribes dynamic NTK.
+    "internlm2": Family(remote_code=True, writes=("default", "linear", "dynamic"), legacy_validator=_LEGACY,
+                        prescribed="dynamic"),
+    "internlm": Family(remote_code=True, writes=("default", "linear", "dynamic"), legacy_validator=_LEGACY),
+    "deepseek": Family(remote_code=True, writes=("default", "linear", "dynamic"), legacy_validator=_LEGACY),
+    "internlm3": Family(prescribed="dynamic"),
     "baichuan": Family(remote_code=True, context_keys=(K.MAX_POSITIONS, K.MODEL_MAX_LENGTH)),
     "minicpm": Family(remote_code=True),
     "minicpm3": Family(head_dim_keys=(K.QK_ROPE_HEAD_DIM,)),
@@ -89,8 +154,9 @@ FAMILIES: dict[str, Family] = {
     "qwen2_vl": Family(default_theta=1_000_000.0),
     "qwen2_5_vl": Family(default_theta=1_000_000.0),
     "qwen3_vl": Family(default_theta=500_000.0),
-    "phi3": Family(default_context=4096, top_level_original=True),
-    "phimoe": Family(default_theta=1_000_000.0, top_level_original=True),
+    # transformers' Phi-3 validator accepts longrope only (a static NTK base writes no block).
+    "phi3": Family(default_context=4096, top_level_original=True, writes=("default", "longrope")),
+    "phimoe": Family(default_theta=1_000_000.0, top_level_original=True, writes=("default", "longrope")),
     # --- partial rotation -------------------------------------------------------------
     "phi": Family(default_partial_rotary=0.5, default_context=2048),
     "stablelm": Family(default_partial_rotary=0.25),
@@ -102,12 +168,12 @@ FAMILIES: dict[str, Family] = {
     ),
     # ChatGLM / GLM-4 (remote code): theta = 10000 * rope_ratio, only half of each head rotates.
     "chatglm": Family(
-        remote_code=True, context_keys=(K.SEQ_LENGTH,), head_dim_keys=(K.KV_CHANNELS,), default_partial_rotary=0.5,
+        remote_code=True, writes=(), context_keys=(K.SEQ_LENGTH,), head_dim_keys=(K.KV_CHANNELS,), default_partial_rotary=0.5,
         theta_keys=(K.ROPE_RATIO,),
     ),
     # Qwen v1 (remote code): dynamic NTK and logn attention switched by booleans.
     "qwen": Family(
-        remote_code=True, theta_keys=(K.ROTARY_EMB_BASE,), partial_rotary_keys=(K.ROTARY_PCT,),
+        remote_code=True, writes=(), theta_keys=(K.ROTARY_EMB_BASE,), partial_rotary_keys=(K.ROTARY_PCT,),
         context_keys=(K.SEQ_LENGTH, K.MAX_POSITIONS), head_dim_keys=(K.KV_CHANNELS,),
     ),
     # --- per-layer-type RoPE ----------------------------------------------------------
@@ -130,6 +196,9 @@ FAMILIES: dict[str, Family] = {
         partial_rotary_keys=(K.ROTARY_EMB_FRACTION, K.PARTIAL_ROTARY_FACTOR),
         context_keys=(K.N_POSITIONS, K.MAX_POSITIONS), causal=False,
         hidden_size_keys=_GPT2_HIDDEN, num_heads_keys=_GPT2_HEADS,
+        # its own switch is rotary_scaling_factor (dynamic NTK); the card's recipe is factor 2 for 8192
+        factor_keys=(K.ROTARY_SCALING_FACTOR,), writes=("default", "dynamic"), prescribed="dynamic",
+        prescribed_factor=2.0,
     ),
     # --- ALiBi --------------------------------------------------------------------------
     "mpt": Family(positions="alibi", context_keys=("max_seq_len",),
@@ -150,7 +219,7 @@ FAMILIES: dict[str, Family] = {
         hidden_size_keys=_GPT2_HIDDEN, num_heads_keys=_GPT2_HEADS),
 }
 
-DEFAULT_FAMILY = Family()
+DEFAULT_FAMILY = Family(known=False)
 
 # A trained length below this is not plausible for a released LM: a linear-scaled file whose
 # max_position_embeddings / factor is still at least this reads as already extended.
@@ -158,8 +227,85 @@ MIN_PLAUSIBLE_TRAINED_LENGTH = 2048
 
 
 def family_of(model_type: str | None) -> Family:
-    """The family row for a model_type; unknown types get the Llama convention."""
-    return K.for_model(FAMILIES, model_type, DEFAULT_FAMILY)  # type: ignore[no-any-return]
+    """The family of a model_type: its hand-written row (completed by the generated record of the same type),
+    else the record generated from transformers, else DEFAULT_FAMILY (the Llama convention, ``known=False``)."""
+    if not model_type:
+        return DEFAULT_FAMILY
+    return _family_of(model_type)
+
+
+@functools.cache
+def _family_of(model_type: str) -> Family:
+    records = hf_records()
+    hand: Family | None = K.for_model(FAMILIES, model_type, None)
+    record = records.get(model_type)
+    if record is None and model_type.endswith("_text"):
+        record = records.get(model_type.removesuffix("_text"))
+    if hand is not None:
+        return _completed(hand, record) if record else hand
+    if record is not None:
+        return _from_record(record)
+    return DEFAULT_FAMILY
+
+
+@functools.cache
+def hf_records() -> dict[str, dict[str, Any]]:
+    """model/hf_families.json's records by model_type (read once, on the first family lookup)."""
+    path = Path(__file__).resolve().parent / "model" / "hf_families.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    return doc["types"]  # type: ignore[no-any-return]
+
+
+def _learnt(record: dict[str, Any]) -> dict[str, Any]:
+    """The Family fields only the generated record knows."""
+    rotary_key = record.get("rotary_key")
+    keys = tuple(sorted(rotary_key.items())) if isinstance(rotary_key, dict) else (
+        (("", rotary_key),) if isinstance(rotary_key, str) else ())
+    rope_types = record.get("rope_types")
+    return {
+        "text_paths": (record["text"],) if record.get("text") else (),
+        "default_head_dim": record.get("head_dim"),
+        "rotary_keys": keys,
+        "default_rotary": tuple(sorted((record.get("rotary") or {}).items())),
+        "standardises": record.get("standardises", True),
+        "rope_types": tuple(rope_types) if isinstance(rope_types, list) else None,
+        "default_method": record.get("rope_type", "default"),
+        "rope_labels": tuple(record.get("labels", ())),
+        "no_rope_layers": bool(record.get("no_rope_layers")),
+        "dual_chunk": bool(record.get("dual_chunk")),
+        "validation_ignored": frozenset(record.get("ignore_keys", ())),
+        "legacy_scaling": record.get("legacy_scaling", "ok"),
+        "rotary_scale": float(record.get("rotary_scale", 1.0)),
+    }
+
+
+def _completed(hand: Family, record: dict[str, Any]) -> Family:
+    learnt = _learnt(record)
+    learnt["needs_explicit_head_dim"] = hand.needs_explicit_head_dim or bool(record.get("head_dim_none"))
+    return replace(hand, **learnt)
+
+
+def _from_record(record: dict[str, Any]) -> Family:
+    aliases: dict[str, str] = record.get("aliases") or {}
+
+    def keys(standard: str) -> tuple[str, ...]:
+        alias = aliases.get(standard)
+        return (alias, standard) if alias and alias != standard else (standard,)
+
+    positions: PositionKind = "rope" if record.get("rope") else record.get("positions", "none")
+    block = record.get("block")
+    flat = isinstance(block, dict) and not any(isinstance(v, dict) for v in block.values())
+    default_block: tuple[tuple[str, object], ...] = ()
+    if flat and block and block.get(K.ROPE_TYPE) not in (None, "default", record.get("rope_type")):
+        default_block = tuple(sorted((k, v) for k, v in block.items() if k != K.ROPE_THETA))
+    return Family(
+        positions=positions, default_theta=float(record.get("theta", 10_000.0)),
+        default_local_theta=record.get("local_theta"), theta_keys=keys(K.ROPE_THETA),
+        default_partial_rotary=record.get("partial"), context_keys=keys(K.MAX_POSITIONS),
+        default_context=record.get("context"), head_dim_keys=keys(K.HEAD_DIM), hidden_size_keys=keys(K.HIDDEN_SIZE),
+        num_heads_keys=keys(K.NUM_ATTENTION_HEADS), default_block=default_block,
+        needs_explicit_head_dim=bool(record.get("head_dim_none")), **_learnt(record),
+    )
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from ropedoctor.model import methods as _methods
+
 # --- the generic RoPE keys (transformers 4.43+ and 5.x) ---------------------------------
 ROPE_THETA = "rope_theta"
 ROPE_SCALING = "rope_scaling"  # v4 block; null when unscaled
@@ -125,31 +127,16 @@ def _keys(*names: str) -> frozenset[str]:
     return frozenset(names)
 
 
-# rope_type -> keys. Keys that transformers itself fills during standardisation
-# (rope_theta, original_max_position_embeddings) are listed as it lists them.
+# rope_type -> keys, read off the one method table (ropedoctor.model.methods). Keys that transformers
+# itself fills during standardisation (rope_theta, original_max_position_embeddings) are listed as it lists them.
 METHOD_KEYS: dict[str, MethodKeys] = {
-    "default": MethodKeys(_keys(ROPE_TYPE), _keys(ROPE_THETA)),
-    "linear": MethodKeys(_keys(ROPE_TYPE, FACTOR), _keys(ROPE_THETA)),
-    "dynamic": MethodKeys(_keys(ROPE_TYPE, FACTOR), _keys(ROPE_THETA)),
-    "yarn": MethodKeys(
-        _keys(ROPE_TYPE, FACTOR, ORIGINAL_MAX_POSITIONS),
-        _keys(ROPE_THETA, ATTENTION_FACTOR, BETA_FAST, BETA_SLOW, MSCALE, MSCALE_ALL_DIM, TRUNCATE),
-    ),
-    "longrope": MethodKeys(
-        _keys(ROPE_TYPE, SHORT_FACTOR, LONG_FACTOR, ORIGINAL_MAX_POSITIONS),
-        _keys(ROPE_THETA, ATTENTION_FACTOR, FACTOR),
-    ),
-    "llama3": MethodKeys(
-        _keys(ROPE_TYPE, FACTOR, ORIGINAL_MAX_POSITIONS, LOW_FREQ_FACTOR, HIGH_FREQ_FACTOR, ROPE_THETA),
-        frozenset(),
-    ),
-    "proportional": MethodKeys(_keys(ROPE_TYPE, ROPE_THETA), frozenset()),
+    m.name: MethodKeys(m.required, m.optional) for m in _methods.METHODS.values() if m.transformers
 }
 ALWAYS_OPTIONAL = _keys(PARTIAL_ROTARY_FACTOR)
 
 # Methods whose block carries the pre-scaling length; transformers fills it from
 # max_position_embeddings when absent.
-METHODS_WITH_ORIGINAL = ("llama3", "yarn", "longrope")
+METHODS_WITH_ORIGINAL = tuple(m.name for m in _methods.METHODS.values() if m.original_in_block)
 
 # Legacy names that transformers maps onto a real method for some families.
 LEGACY_METHOD_ALIASES: dict[str, dict[str, str]] = {
@@ -163,7 +150,8 @@ LEGACY_METHOD_ALIASES: dict[str, dict[str, str]] = {
 VALIDATION_IGNORED_KEYS: dict[str, frozenset[str]] = {
     **{t: _keys(MROPE_SECTION) for t in (
         "cosmos3_edge_text", "ernie4_5_vl_moe_text", "glm4v_moe_text", "glm4v_text", "glm_image_text",
-        "glm_ocr_text", "qwen2_5_omni_talker", "qwen2_5_omni_text", "qwen2_5_vl_text", "qwen2_vl_text")},
+        "glm_ocr_text", "hy_v4_vl_text", "qwen2_5_omni_talker", "qwen2_5_omni_text", "qwen2_5_vl_text",
+        "qwen2_vl_text")},
     **{t: _keys(MROPE_SECTION, MROPE_INTERLEAVED) for t in (
         "cohere_compass_text", "qwen3_5_moe_text", "qwen3_5_text", "qwen3_vl_moe_text", "qwen3_vl_text",
         "qwen4_exp_text")},

@@ -21,14 +21,61 @@ from typing import Literal
 
 from ropedoctor import rope_math
 from ropedoctor.errors import InputError
+from ropedoctor.families import family_of
+from ropedoctor.fmt import number
+from ropedoctor.model import methods
+from ropedoctor.model.methods import FIX_TYPES, FixType
 from ropedoctor.spec import RopeSpec
 
-PlanType = Literal["linear", "dynamic", "yarn", "ntk"]
-PLAN_TYPES: tuple[PlanType, ...] = ("linear", "dynamic", "yarn", "ntk")
+PlanType = FixType
+PLAN_TYPES: tuple[PlanType, ...] = FIX_TYPES
 MaxPositions = Literal["keep", "extend", "auto"]
 
-# Families whose model cards prescribe a method when no scaling ships.
-_FAMILY_METHOD: dict[str, PlanType] = {"internlm2": "dynamic", "internlm3": "dynamic", "nomic_bert": "dynamic"}
+
+def refusal(spec: RopeSpec, fix_type: str) -> str | None:
+    """Why `fix --type fix_type` cannot be written into this file, or None when it can.
+
+    The one answer to "which methods can this file take": plan() refuses with it, so RD301's suggestions,
+    `plan`'s rows, `flags` and `fix` (which all go through plan()) cannot disagree.
+    """
+    method = methods.get(fix_type)
+    if method is None or method.fix_type is None:
+        return f"unknown --type {fix_type!r} (one of {', '.join(FIX_TYPES)})"
+    if not spec.has_rope:
+        return f"the model has {spec.positions} positions, not RoPE: no RoPE setting can extend it"
+    written = "default" if fix_type == "ntk" else fix_type  # a static NTK base writes no scaling block
+    why_not = method_refusal(spec, written)
+    if why_not is not None:
+        return why_not + ("; use --type ntk for a static base" if fix_type != "ntk" and
+                          method_refusal(spec, "default") is None else "")
+    if fix_type == "ntk" and (not spec.theta or not spec.rotary_dim or spec.rotary_dim <= 2):
+        return "a static NTK base needs rope_theta and the rotary dimension"
+    return None
+
+
+def method_refusal(spec: RopeSpec, written: str) -> str | None:
+    """Why a file of this format and family cannot carry ``written`` (a method of the table), or None."""
+    method = methods.get(written)
+    if method is None:
+        return f"unknown method {written!r}"
+    if spec.format == "gguf":
+        if method.gguf is None:
+            return f"GGUF cannot carry {method.label} (llama.cpp has no such scaling)"
+        return None
+    family = family_of(spec.model_type)
+    if family.writes is not None and written not in family.writes:
+        if not family.writes:
+            return (f"{spec.model_type} keeps its RoPE in remote-code keys ropedoctor does not write; use "
+                    f"`ropedoctor flags` for the runtime instead")
+        takes = " or ".join(m for m in family.writes if m != "default") or "no"
+        switch = f" (its own switch is {family.factor_keys[0]})" if family.factor_keys else ""
+        return f"{spec.model_type}'s config code accepts only {takes} scaling{switch}, not {written}"
+    return None
+
+
+def writable_types(spec: RopeSpec) -> tuple[PlanType, ...]:
+    """The `fix --type` values this file can take."""
+    return tuple(t for t in PLAN_TYPES if refusal(spec, t) is None)
 
 
 @dataclass(frozen=True)
@@ -60,10 +107,14 @@ def plan(spec: RopeSpec, target: Target) -> Plan:
     if not spec.has_rope:
         raise InputError(spec.source, f"the model has {spec.positions} positions, not RoPE: no RoPE setting can "
                                       f"extend it")
+    spec.check_computable()  # a base of 0, a factor of 0...: one line for this file, not a math error
     original = target.original or spec.original_context or spec.context
     if not original:
         raise InputError(spec.source, "the file gives no trained length; pass --original N")
     if target.method is not None:
+        why_not = refusal(spec, target.method)
+        if why_not is not None:
+            raise InputError(spec.source, why_not)
         return _explicit(spec, target, original)
     assert target.ctx is not None
     served = spec.served_context() or 0
@@ -72,7 +123,7 @@ def plan(spec: RopeSpec, target: Target) -> Plan:
                                    f">= {target.ctx} tokens")
     if target.ctx <= served:
         return Plan(spec, spec, [f"nothing to change: the model serves {served} >= {target.ctx} tokens unscaled"])
-    if spec.method in ("linear", "dynamic", "yarn"):
+    if spec.method in ("linear", "dynamic", "yarn") and refusal(spec, spec.method) is None:
         factor = rope_math.smallest_factor(target.ctx, original)
         return _scaled(spec, target, spec.method, factor, original,  # type: ignore[arg-type]
                        f"keeps the model's {spec.method} scaling with the smallest factor that covers "
@@ -83,18 +134,25 @@ def plan(spec: RopeSpec, target: Target) -> Plan:
         after = replace(spec, factor=factor, context=int((spec.context or original) * grow))
         return Plan(spec, after, [f"keeps llama3: factor {spec.factor or 0:g} -> {factor:g} and declared length "
                                   f"{spec.context} -> {after.context} (the bands stay at original {original})"])
+    writable = writable_types(spec)
+    alternatives = " or ".join(f"--type {t}" for t in writable) or "nothing ropedoctor can write"
     if spec.method == "longrope":
         raise InputError(spec.source, f"longrope factor lists are trained for {spec.context} tokens and cannot be "
-                                      f"stretched to {target.ctx}; use --type yarn to replace them")
-    if spec.method != "default":
-        raise InputError(spec.source, f"unknown method {spec.method!r}; pass --type")
-    family = _FAMILY_METHOD.get(spec.model_type or "")
-    method: PlanType = family or "yarn"
+                                      f"stretched to {target.ctx}; replace them with {alternatives}")
+    if spec.method not in ("default", "linear", "dynamic", "yarn"):
+        raise InputError(spec.source, f"fix does not extend {methods.label(spec.method)} scaling; "
+                                      f"pass {alternatives}")
+    family = family_of(spec.model_type)
+    prescribed = family.prescribed if family.prescribed in writable else None
+    method = next((t for t in (prescribed, "yarn", *writable) if t in writable and t != "ntk"), None)
+    if method is None:
+        raise InputError(spec.source, f"no scaling block can be written into this file; pass {alternatives}")
     factor = rope_math.smallest_factor(target.ctx, original)
-    if spec.model_type == "nomic_bert" and spec.context and target.ctx <= spec.context:
-        factor = 2.0  # the model card's recipe for its declared 8192
-    why = f"the {spec.model_type} model card prescribes {method}" if family else \
-        "no scaling ships: YaRN with the smallest factor that covers the target"
+    if prescribed and family.prescribed_factor and spec.context and target.ctx <= spec.context:
+        factor = family.prescribed_factor  # the card's recipe for the declared length (NomicBert: 2 for 8192)
+    why = f"the {spec.model_type} model card prescribes {methods.label(method)}" if prescribed else \
+        f"{methods.label(method)} with the smallest factor that covers the target" + \
+        ("" if method == "yarn" else " (this file's config code cannot take YaRN)")
     return _scaled(spec, target, method, factor, original, f"{why}: factor {factor:g} over {original}")
 
 
@@ -112,12 +170,13 @@ def _explicit(spec: RopeSpec, target: Target, original: int) -> Plan:
     if method == "ntk":
         if not spec.theta or not spec.rotary_dim or spec.rotary_dim <= 2:
             raise InputError(spec.source, "a static NTK base needs rope_theta and the rotary dimension")
-        theta = rope_math.ntk_scaled_base(spec.theta, factor, spec.rotary_dim)
+        # six significant digits: a written base of 20444971.216243107 claims a precision nobody trained for
+        theta = float(f"{rope_math.ntk_scaled_base(spec.theta, factor, spec.rotary_dim):.6g}")
         after = replace(spec, method="default", theta=theta, factor=None, original_context=int(original * factor),
                         context=int(original * factor), attention_factor=None)
         return Plan(spec, after, [
-            f"static NTK-aware base: theta {spec.theta:g} x {factor:g}^({spec.rotary_dim}/{spec.rotary_dim - 2}) = "
-            f"{theta:.6g}, no scaling block (for runtimes without dynamic NTK)",
+            f"static NTK-aware base: theta {number(spec.theta)} x {factor:g}^({spec.rotary_dim}/{spec.rotary_dim - 2})"
+            f" = {number(theta)}, no scaling block (for runtimes without dynamic NTK)",
             f"declared length {spec.context} -> {after.context}"])
     return _scaled(spec, target, method, factor, original, f"--type {method} x{factor:g} over {original}")
 

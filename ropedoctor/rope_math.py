@@ -10,6 +10,8 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ropedoctor.model import methods
+
 if TYPE_CHECKING:
     from ropedoctor.spec import RopeSpec
 
@@ -130,11 +132,18 @@ def longrope_attention_factor(factor: float, original: int) -> float:
     return 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(original))
 
 
+class NoFrequencies(ValueError):
+    """The spec's frequencies cannot be computed: no base or rotary dimension, or a method without a formula."""
+
+
 def spec_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list[float], float]:
     """(inverse frequencies, attention factor) transformers 5 computes for a spec at ``seq_len`` tokens."""
     if spec.theta is None or not spec.rotary_dim:
-        raise ValueError(f"{spec.source}: no base or rotary dimension")
-    return INV_FREQ[spec.method](spec, seq_len)
+        raise NoFrequencies(f"{spec.source}: no base or rotary dimension")
+    compute = INV_FREQ.get(methods.canonical(spec.method) or "")
+    if compute is None:
+        raise NoFrequencies(f"{spec.source}: no frequencies for the method {methods.label(spec.method)}")
+    return compute(spec, seq_len)
 
 
 def _factor(spec: RopeSpec) -> float:
@@ -169,6 +178,27 @@ def _yarn(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
     return freqs, yarn_attention_factor(factor, spec.attention_factor, spec.mscale, spec.mscale_all_dim)
 
 
+def _ntk_alpha(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    """HunYuan: a fixed NTK base b * alpha^(d/(d-2)), whatever the input length."""
+    dim = spec.rotary_dim or 0
+    return default_inv_freq(ntk_scaled_base(spec.theta or 0.0, spec.alpha or 1.0, dim), dim), 1.0
+
+
+def proportional_inv_freq(theta: float, head_dim: int, partial: float, factor: float) -> list[float]:
+    """Gemma-4: exponents over the whole head, only the first ``partial`` of the pairs rotating.
+
+    transformers pads the other pairs with zero frequencies; only the rotating pairs are returned here, so
+    the list has rotary_dim / 2 entries like every other method's.
+    """
+    angles = int(partial * head_dim // 2)
+    return [1.0 / theta ** (2 * i / head_dim) / factor for i in range(angles)]
+
+
+def _proportional(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
+    head_dim = spec.head_dim or spec.rotary_dim or 0
+    return proportional_inv_freq(spec.theta or 0.0, head_dim, spec.partial_rotary_factor, _factor(spec)), 1.0
+
+
 def _llama3(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
     return llama3_inv_freq(spec.theta or 0.0, spec.rotary_dim or 0, _factor(spec), _original(spec),
                            spec.low_freq_factor or 1.0, spec.high_freq_factor or 4.0), 1.0
@@ -184,9 +214,11 @@ def _longrope(spec: RopeSpec, seq_len: int | None) -> tuple[list[float], float]:
 
 
 # method -> function, as transformers' ROPE_INIT_FUNCTIONS.
+# Every method of the table whose ``frequencies`` is true has an entry (tests/test_methods.py).
 INV_FREQ: dict[str, Callable[[RopeSpec, int | None], tuple[list[float], float]]] = {
     "default": _default, "linear": _linear, "dynamic": _dynamic, "yarn": _yarn, "llama3": _llama3,
-    "longrope": _longrope,
+    "longrope": _longrope, "proportional": _proportional, "ntk_alpha": _ntk_alpha,
+    "ntk": _default,  # a static NTK spec carries its grown base as theta
 }
 
 

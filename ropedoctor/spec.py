@@ -7,16 +7,38 @@ that budget (see bench/startup.py). The sources validate what they read themselv
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from ropedoctor.families import PositionKind
+from ropedoctor.model import methods
 
 SourceFormat = Literal["hf-config", "gguf"]
+# No runtime serves more positions than a double counts exactly; a factor that scales past this (1e308) is an
+# input error for that file (issue 15: it ended in OverflowError wherever a length was computed).
+MAX_SCALED_POSITIONS = 2**53
 
-# transformers' names, plus "none" for models without RoPE. A file may name anything else;
-# that string is kept as written so a rule can quote it.
-KNOWN_METHODS = ("default", "linear", "dynamic", "yarn", "llama3", "longrope", "proportional")
+
+def _check_scaling(spec: RopeSpec) -> None:
+    factor = spec.factor
+    if factor is None or isinstance(factor, bool) or not isinstance(factor, (int, float)):
+        return
+    base = spec.original_context or spec.context or 1
+    try:
+        scaled = abs(factor) * base if isinstance(base, int) and base > 0 else abs(factor)
+    except OverflowError:
+        scaled = math.inf
+    if not math.isfinite(factor) or scaled > MAX_SCALED_POSITIONS:
+        from ropedoctor.errors import InputError
+
+        where = spec.provenance.get("factor", "the RoPE scaling factor")
+        raise InputError(spec.source, f"{where} is {factor:g}: scaling {base} positions by it is past 2^53, no usable "
+                                      "length")
+
+# transformers' names, plus "none" for models without RoPE (the method table, model/methods.py). A file
+# may name anything else; that string is kept as written so a rule can quote it.
+KNOWN_METHODS = tuple(methods.METHODS)
 
 
 @dataclass(frozen=True)
@@ -95,6 +117,7 @@ class RopeSpec:
     short_factor: list[float] | None = None
     long_factor: list[float] | None = None
     truncate: bool | None = None
+    alpha: float | None = None  # NTK-alpha (HunYuan): a fixed base multiplier alpha^(d/(d-2))
     layers: dict[str, LayerRope] = field(default_factory=dict)
     causal: bool = True
     remote_code: bool = False
@@ -102,6 +125,32 @@ class RopeSpec:
     provenance: dict[str, str] = field(default_factory=dict)  # field -> key path in the source
     hf: HfLayout | None = None
     gguf: GgufLayout | None = None
+
+    def __post_init__(self) -> None:
+        _check_scaling(self)
+
+    def check_computable(self) -> None:
+        """InputError when a value the RoPE maths divides by or takes a logarithm of is unusable (a base of 0 or
+        below 1, a factor of 0, a negative trained length, a rotary dimension under 4): ``plan``, ``flags``,
+        ``fix`` and ``plot`` then stop with one line for this file (``check`` reports such values as findings)."""
+        from ropedoctor.errors import InputError
+
+        if not self.has_rope:
+            return
+        theta = self.theta
+        if theta is not None and (not math.isfinite(theta) or theta <= 1 or theta > 1e300):
+            raise InputError(self.source, f"{self.where('theta', 'rope_theta')} is {theta:g}: RoPE needs a finite "
+                                          "base above 1 to compute frequencies")
+        if self.factor is not None and not self.factor > 0:
+            raise InputError(self.source, f"{self.where('factor', 'the scaling factor')} is {self.factor:g}: a "
+                                          "RoPE scaling factor must be positive")
+        for name, value in (("original_context", self.original_context), ("context", self.context)):
+            if value is not None and value <= 0:
+                raise InputError(self.source, f"{self.where(name, name)} is {value}: a length must be positive")
+        rotary = self.rotary_dim
+        if rotary is not None and rotary < 4:
+            raise InputError(self.source, f"{self.where('rotary_dim', 'the rotary dimension')} gives {rotary} "
+                                          "rotary dimensions: RoPE needs at least 4")
 
     def where(self, name: str, fallback: str = "") -> str:
         """The key path a field came from, for a finding's location."""

@@ -25,7 +25,7 @@ def test_default_theta_matches_transformers(model_type: str) -> None:
 
 def test_native_families_are_known_to_transformers() -> None:
     remote = {t for t, f in FAMILIES.items() if f.remote_code}
-    assert remote == {"internlm2", "baichuan", "minicpm", "chatglm", "qwen"}
+    assert remote == {"internlm2", "internlm", "deepseek", "baichuan", "minicpm", "chatglm", "qwen"}
     missing = sorted(t for t in FAMILIES if t not in CONFIG_MAPPING and t not in remote)
     assert missing == [], missing
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ropedoctor import hf_keys as K
-from ropedoctor import rope_math
+from ropedoctor.fmt import number
+from ropedoctor.model import methods
 from ropedoctor.rules.registry import Hit, Target, rule
 from ropedoctor.spec import RopeSpec
 
@@ -38,29 +39,40 @@ def ctx_beyond_scaling(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     if target.ctx is None or not spec.has_rope or served is None or target.ctx <= served:
         return
     original = spec.original_context or spec.context or served
-    needed = rope_math.smallest_factor(target.ctx, original)
-    planned = _fix_plan(spec, target.ctx)  # what `fix --ctx N` writes comes first: one policy, in plan.py
-    others = {"yarn": f"YaRN x{needed:g} (`--type yarn`)",
-              "linear": f"linear x{needed:g} (`--type linear --factor {needed:g}`)"}
-    method, factor = (planned.method, planned.factor) if planned and planned.factor else ("yarn", needed)
-    others.pop(method, None)
-    name = {"yarn": "YaRN", "dynamic": "dynamic NTK"}.get(method, method)
-    options = [f"{name} x{factor:g} (`ropedoctor fix --ctx {target.ctx}`)", *others.values()]
-    if spec.theta and spec.rotary_dim and spec.rotary_dim > 2:
-        base = rope_math.ntk_scaled_base(spec.theta, target.ctx / original, spec.rotary_dim)
-        options.append(f"a static NTK base rope_theta {base:.4g} (`--type ntk`)")
-    scaling = "no scaling" if spec.method == "default" else f"{spec.method} x{spec.factor:g}" if spec.factor else spec.method
+    # Every suggestion is a plan fix itself would write (plan.plan): fix's own choice first, then each
+    # --type this file can take, so RD301, `plan`, `flags` and `fix` cannot disagree.
+    options: list[str] = []
+    planned = _fix_plan(spec, target.ctx, None)
+    if planned is not None:
+        options.append(f"{_describe(planned)} (`ropedoctor fix --ctx {target.ctx}`)")
+    from ropedoctor.plan import writable_types
+
+    for fix_type in writable_types(spec):
+        forced = _fix_plan(spec, target.ctx, fix_type)
+        if forced is None or (planned is not None and fix_type != "ntk" and forced.method == planned.method):
+            continue
+        options.append(f"{_describe(forced)} (`ropedoctor fix --type {fix_type} --ctx {target.ctx}`)")
+    scaling = "no scaling" if spec.method == "default" else \
+        f"{methods.label(spec.method)} x{spec.factor:g}" if spec.factor else methods.label(spec.method)
+    advice = "scale it with " + ", or ".join(options) if options else \
+        "ropedoctor cannot write a scaling into this file (see `ropedoctor plan`)"
     yield Hit(f"--ctx {target.ctx} is beyond the {served} tokens this file supports ({scaling}, trained at "
-              f"{original}); scale it with " + ", or ".join(options), spec.where("context", K.MAX_POSITIONS))
+              f"{original}); {advice}", spec.where("context", K.MAX_POSITIONS))
 
 
-def _fix_plan(spec: RopeSpec, ctx: int) -> RopeSpec | None:
+def _describe(planned: RopeSpec) -> str:
+    if planned.method == "default":
+        return f"a static NTK base rope_theta {number(planned.theta or 0)}"
+    return f"{methods.label(planned.method)} x{planned.factor or 1:g}"
+
+
+def _fix_plan(spec: RopeSpec, ctx: int, fix_type: str | None) -> RopeSpec | None:
     from ropedoctor.errors import InputError
     from ropedoctor.plan import Target as PlanTarget
     from ropedoctor.plan import plan
 
     try:
-        return plan(spec, PlanTarget(ctx=ctx)).after
+        return plan(spec, PlanTarget(ctx=ctx, method=fix_type)).after  # type: ignore[arg-type]
     except InputError:
         return None
 

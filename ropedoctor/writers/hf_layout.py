@@ -15,13 +15,12 @@ from typing import Any, Literal
 from ropedoctor import hf_keys as K
 from ropedoctor.errors import InputError
 from ropedoctor.families import MIN_PLAUSIBLE_TRAINED_LENGTH, family_of
-from ropedoctor.plan import Plan
+from ropedoctor.plan import Plan, method_refusal
 from ropedoctor.spec import RopeSpec
 from ropedoctor.writers.hf_config import DELETE, Change
 
 Style = Literal["keep", "v4", "v5", "both"]
 STYLES: tuple[Style, ...] = ("keep", "v4", "v5", "both")
-_WRITABLE_REMOTE = ("internlm2", "baichuan", "minicpm")
 
 
 def file_style(text: dict[str, Any]) -> Style:
@@ -75,9 +74,10 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
     if layout is None:
         raise InputError(before.source, "not a config.json")
     family = family_of(after.model_type)
-    if family.remote_code and after.model_type not in _WRITABLE_REMOTE:
-        raise InputError(before.source, f"{after.model_type} keeps its RoPE in remote-code keys ropedoctor does not "
-                                        f"write; use `ropedoctor flags` for the runtime instead")
+    if after.method != before.method or after.theta != before.theta:
+        why_not = method_refusal(before, after.method)  # plan() already refused; this guards direct callers
+        if why_not is not None:
+            raise InputError(before.source, why_not)
     text = layout.text
     prefix: tuple[str, ...] = (K.TEXT_CONFIG,) if layout.prefix else ()
     wanted: dict[str, Any] = {}  # top-level key of the text config -> value (DELETE to remove)
@@ -85,27 +85,48 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
     if after.context != before.context and after.context is not None:
         context_key = before.where("context", K.MAX_POSITIONS).removeprefix(layout.prefix)
         wanted[context_key] = after.context
-    if after.model_type == "nomic_bert":  # NomicBert's own dynamic NTK switch
+    trained_key = before.where("original_context").removeprefix(layout.prefix)
+    if after.method == "default" and after.original_context != before.original_context and \
+            after.original_context is not None and trained_key in text and "." not in trained_key:
+        # A static NTK base serves the new length unscaled: a separate trained-length key (Phi-3's top-level
+        # original, NomicBert's max_trained_positions) must say so, or the file reads as serving the old one.
+        wanted[trained_key] = after.original_context
+    theta_key = family.theta_keys[0] if family.theta_keys != (K.ROPE_RATIO,) else K.ROPE_THETA
+    if K.ROTARY_SCALING_FACTOR in family.factor_keys:  # NomicBert's own dynamic NTK switch
         if after.method == "dynamic":
             wanted[K.ROTARY_SCALING_FACTOR] = float(after.factor or 1)
             if style != "v4":  # transformers 5's native class reads only rope_parameters (RD215)
                 wanted[K.ROPE_PARAMETERS] = nomic_parameters(text, after)
-        elif after.method != before.method:
-            raise InputError(before.source, "NomicBert scales with its rotary_scaling_factor (dynamic NTK); "
-                                            "use --type dynamic or --type ntk")
+        elif after.theta is not None and after.theta != before.theta:  # a static NTK base
+            for key in family.theta_keys:  # every spelling the file carries, so 4.x and remote code agree
+                if key in text:
+                    wanted[key] = after.theta
+            if isinstance(text.get(K.ROPE_PARAMETERS), dict):
+                wanted[K.ROPE_PARAMETERS] = {**text[K.ROPE_PARAMETERS], K.ROPE_THETA: after.theta}
         return _changes(text, prefix, wanted)
-    if after.method == "linear" and after.factor and after.context and after.original_context == after.context \
-            and after.context / after.factor >= MIN_PLAUSIBLE_TRAINED_LENGTH and not family.top_level_original:
-        wanted[K.ORIGINAL_MAX_POSITIONS] = after.original_context  # says max_position_embeddings is the trained length
+    if family.legacy_validator is not None:  # remote code: exactly {"type": ..., "factor": float}, v4 only
+        if after.theta is not None and after.theta != before.theta:
+            wanted[theta_key] = after.theta
+        scaled = after.method != "default"
+        if scaled or text.get(K.ROPE_SCALING) is not None:
+            wanted[K.ROPE_SCALING] = {K.LEGACY_TYPE: after.method, K.FACTOR: float(after.factor or 1)} \
+                if scaled else None
+        if K.ROPE_PARAMETERS in text:
+            wanted[K.ROPE_PARAMETERS] = DELETE  # that code never reads it (RD120)
+        return _changes(text, prefix, wanted)
+    if after.method == "linear" and after.factor and after.context and after.original_context \
+            and not family.top_level_original:
+        # A linear file's trained length is read off max_position_embeddings (sources/hf_config.py guesses whether
+        # it is already extended); where that guess would be wrong, say the trained length outright.
+        inferred = after.context / after.factor
+        inferred = inferred if inferred >= MIN_PLAUSIBLE_TRAINED_LENGTH else after.context
+        if inferred != after.original_context:
+            wanted[K.ORIGINAL_MAX_POSITIONS] = after.original_context
 
     chosen = file_style(text) if style == "keep" else style
-    if family.top_level_original and after.method not in ("longrope", "default"):
-        raise InputError(before.source, f"transformers' Phi-3 validator accepts only longrope scaling, not "
-                                        f"{after.method}; use --type ntk for a static base")
     if family.needs_explicit_head_dim and after.method != "default" and K.HEAD_DIM not in text and after.head_dim:
         wanted[K.HEAD_DIM] = after.head_dim  # RD114
     block = scaling_block(after)
-    theta_key = family.theta_keys[0] if family.theta_keys != (K.ROPE_RATIO,) else K.ROPE_THETA
     if family.layer_labels:
         if chosen in ("v4", "both") and after.theta is not None and after.theta != before.theta:
             wanted[theta_key] = after.theta  # the full-attention layers' base

@@ -1,0 +1,1 @@
+"""Format-free domain: the method table, family records, RoPE maths and planning."""
