@@ -11,6 +11,7 @@ import typer
 
 from ropedoctor import __version__
 from ropedoctor.errors import InputError
+from ropedoctor.model.methods import FIX_TYPES
 from ropedoctor.terminal import emit
 
 app = typer.Typer(
@@ -20,6 +21,7 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -35,9 +37,38 @@ class CheckFormat(str, Enum):
     github = "github"
 
 
-# --quiet: text output keeps only error findings (README "Quiet output"); documents (JSON, SARIF,
-# shell) are printed whole, since a script asked for them; stderr and the exit code are unchanged.
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but error findings (text output).")]
+# --quiet: text output keeps only the findings that decide the exit code (errors; warnings too under --strict);
+# documents (JSON, SARIF, shell) are printed whole, since a script asked for them; stderr and the exit code are
+# unchanged.
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help=(
+    "Print only what decides the exit code: error findings (and warnings with --strict)."))]
+
+
+def _length(value: str | int) -> int:
+    """--ctx as users write it (32768, 8k, 128K, 1m); typer turns the ValueError into its one-line usage error."""
+    from ropedoctor.fmt import parse_length
+
+    if isinstance(value, int):
+        return value
+    try:
+        return parse_length(value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+
+CTX_HELP = "tokens per sequence: 32768, 8k, 32K, 128k, 1m (k = 1024)"
+CtxOption = Annotated[int | None, typer.Option("--ctx", parser=_length, metavar="N", help=f"Target length, {CTX_HELP}.")]
+CtxRequired = Annotated[int, typer.Option("--ctx", parser=_length, metavar="N", help=f"Length to serve, {CTX_HELP}.")]
+_SELECT_HELP = "Comma-separated rule codes, prefixes (RD2) or names; ALL for every rule."
+Select = Annotated[list[str] | None, typer.Option("--select", metavar="RULES", help=(
+    "Run only these rules (replaces the default set). " + _SELECT_HELP))]
+ExtendSelect = Annotated[list[str] | None, typer.Option("--extend-select", metavar="RULES", help=(
+    "Add these rules to the selection (RD209 is off by default). " + _SELECT_HELP))]
+Ignore = Annotated[list[str] | None, typer.Option("--ignore", metavar="RULES", help="Skip these rules. " + _SELECT_HELP)]
+ExtendIgnore = Annotated[list[str] | None, typer.Option("--extend-ignore", metavar="RULES", help=(
+    "Skip these too, on top of the config file's ignore list. " + _SELECT_HELP))]
+Isolated = Annotated[bool, typer.Option("--isolated", help=(
+    "Ignore ropedoctor.toml and [tool.ropedoctor] in pyproject.toml."))]
 
 
 class RulesFormat(str, Enum):
@@ -68,30 +99,36 @@ def _root(
 @app.command()
 def check(
     paths: Annotated[list[str] | None, typer.Argument(help="Model folders or config.json files (default: .).")] = None,
-    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length to check for.")] = None,
+    ctx: CtxOption = None,
     output: Annotated[CheckFormat, typer.Option(
         "--format", help="text, json, sarif (SARIF 2.1.0) or github (workflow annotations).")] = CheckFormat.text,
     strict: Annotated[bool, typer.Option("--strict", help="Count warnings as errors for the exit code.")] = False,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub revision for org/name paths.")] = None,
     quiet: Quiet = False,
+    select: Select = None,
+    extend_select: ExtendSelect = None,
+    ignore: Ignore = None,
+    extend_ignore: ExtendIgnore = None,
+    isolated: Isolated = False,
 ) -> None:
     """Say what is wrong with a model's RoPE settings, and why.
 
     PATH: a model folder (its config.json and GGUF files), a config.json, a .gguf file, or a
     Hugging Face repo id (org/name, or org/name/file.gguf for just the GGUF header).
 
-    Example: ropedoctor check models/qwen2.5-7b --ctx 131072 --format json
+    Exit 0: no error finding; 1: an error finding (a warning too with --strict); 2: an input cannot be used.
+
+    Example: ropedoctor check models/qwen2.5-7b --ctx 128k --format json
     """
     from ropedoctor.commands import run_check
+    from ropedoctor.settings import cli_selectors
 
-    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict, revision, quiet))
+    raise typer.Exit(run_check(paths or ["."], ctx, output.value, strict, revision, quiet,
+                               cli_selectors(select, extend_select, ignore, extend_ignore), isolated))
 
 
-class MethodChoice(str, Enum):
-    linear = "linear"
-    dynamic = "dynamic"
-    yarn = "yarn"
-    ntk = "ntk"
+# --type choices: the fix types of the method table (model/methods.py).
+MethodChoice = Enum("MethodChoice", {name: name for name in FIX_TYPES}, type=str)  # type: ignore[misc]
 
 
 class StyleChoice(str, Enum):
@@ -110,11 +147,12 @@ class MaxPositionsChoice(str, Enum):
 @app.command()
 def fix(
     path: Annotated[str, typer.Argument(help="A model folder, config.json or .gguf (default: .).")] = ".",
-    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length.")] = None,
+    ctx: CtxOption = None,
     method: Annotated[MethodChoice | None, typer.Option(
         "--type", help="linear (PI), dynamic (NTK), yarn, or ntk (a static NTK-aware base, no scaling block).")] = None,
     factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Scaling factor.")] = None,
-    original: Annotated[int | None, typer.Option("--original", min=1, help="Trained (pre-scaling) length.")] = None,
+    original: Annotated[int | None, typer.Option("--original", parser=_length, metavar="N", help=(
+        "Trained (pre-scaling) length: 4096, 4k."))] = None,
     max_positions: Annotated[MaxPositionsChoice, typer.Option(
         "--max-position-embeddings",
         help="extend: set it to factor x original (default for yarn); keep: leave it.")] = MaxPositionsChoice.auto,
@@ -125,17 +163,30 @@ def fix(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show the diff; write nothing.")] = False,
     no_backup: Annotated[bool, typer.Option("--no-backup", help="Keep no .bak of the original.")] = False,
     follow_symlinks: Annotated[bool, typer.Option("--follow-symlinks", help="Write through a symlink.")] = False,
+    restore: Annotated[bool, typer.Option("--restore", help=(
+        "Undo the last fix of PATH from the backup it kept, and delete the backup."))] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     quiet: Quiet = False,
 ) -> None:
     """Write corrected RoPE settings into a config.json or GGUF, planned for a target length.
 
+    --out DIR writes DIR/config.json (DIR/NAME.gguf); in place, the original is kept as a backup that
+    `ropedoctor fix --restore PATH` puts back.
+
     Example: ropedoctor fix --factor 2 --type dynamic      (in a model folder)
-    Example: ropedoctor fix models/qwen2.5-7b --ctx 131072 --style both --dry-run
+    Example: ropedoctor fix models/qwen2.5-7b --ctx 128k --style both --dry-run
+    Example: ropedoctor fix models/qwen2.5-7b --restore
     """
-    from ropedoctor.commands import run_fix
+    from ropedoctor.commands import run_fix, run_restore
     from ropedoctor.fix_options import FixOptions
     from ropedoctor.plan import Target as PlanTarget
+
+    if restore:
+        asked = [name for name, value in (("--ctx", ctx), ("--type", method), ("--factor", factor),
+                                          ("--original", original), ("--out", out), ("--dry-run", dry_run)) if value]
+        if asked:
+            _fail(InputError("fix", f"--restore takes only PATH, not {', '.join(asked)}"))
+        raise typer.Exit(run_restore(path, output.value, quiet))
 
     if sum((bool(out), in_place, dry_run)) > 1:
         _fail(InputError("fix", "choose one of --out, --in-place, --dry-run"))
@@ -158,7 +209,7 @@ class FlagsFormat(str, Enum):
 @app.command()
 def flags(
     path: Annotated[str, typer.Argument(help="A model folder, config.json, .gguf or hub id (default: .).")] = ".",
-    ctx: Annotated[int, typer.Option("--ctx", min=1, help="Tokens per sequence to serve.")] = ...,  # type: ignore[assignment]
+    ctx: CtxRequired = ...,  # type: ignore[assignment]
     runtime: Annotated[list[str] | None, typer.Option(
         "--runtime", help="llama.cpp, llama-box, vllm, sglang, tgi, lmdeploy, ollama, transformers, or all.")] = None,
     runtime_version: Annotated[str | None, typer.Option("--runtime-version", help="Older semantics, e.g. 0.11.0.")]
@@ -192,37 +243,41 @@ class KvDtype(str, Enum):
 @app.command("plan")
 def plan_command(
     path: Annotated[str, typer.Argument(help="A model folder, config.json, .gguf or hub id (default: .).")] = ".",
-    ctx: Annotated[int, typer.Option("--ctx", min=1, help="Tokens per sequence to serve.")] = ...,  # type: ignore[assignment]
+    ctx: CtxRequired = ...,  # type: ignore[assignment]
     parallel: Annotated[int, typer.Option("--parallel", min=1, help="Concurrent sequences (slots).")] = 1,
     kv_dtype: Annotated[KvDtype, typer.Option("--kv-dtype", help="KV cache element type.")] = KvDtype.f16,
     weights_dtype: Annotated[str | None, typer.Option(
         "--weights-dtype", help="Dtype for the weight estimate when the files do not tell the size (bf16, q4_k, ...).")]
     = None,
+    runtime: Annotated[list[str] | None, typer.Option("--runtime", help=(
+        "Show only these runtimes (any case, comma lists, aliases such as llamacpp or llama-server)."))] = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
 ) -> None:
     """The ways to serve --ctx tokens side by side (factor, runtimes), and the memory bill.
 
-    Example: ropedoctor plan fixtures/qwen2.5-7b-instruct --ctx 131072 --parallel 2 --kv-dtype q8_0
+    Example: ropedoctor plan fixtures/qwen2.5-7b-instruct --ctx 128k --parallel 2 --kv-dtype q8_0 --runtime vllm
     """
     from ropedoctor.plan_options import run_plan
 
-    raise typer.Exit(run_plan(path, ctx, parallel, kv_dtype.value, weights_dtype, output.value))
+    raise typer.Exit(run_plan(path, ctx, parallel, kv_dtype.value, weights_dtype, output.value, runtime))
 
 
 @app.command("plot")
 def plot_command(
     path: Annotated[str, typer.Argument(help="A model folder, config.json, .gguf or hub id (default: .).")] = ".",
-    out: Annotated[str, typer.Option("--out", help="The PNG file to write.")] = ...,  # type: ignore[assignment]
-    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target length: draws fix's plan for it.")] = None,
+    out: Annotated[str | None, typer.Option("--out", help=(
+        "The PNG file to write (needs matplotlib: the plot extra); optional with --format json."))] = None,
+    ctx: CtxOption = None,
     method: Annotated[MethodChoice | None, typer.Option("--type", help="Draw this method instead of the plan.")]
     = None,
     factor: Annotated[float | None, typer.Option("--factor", min=1.0, help="Factor for --type.")] = None,
-    output: Annotated[OutputFormat, typer.Option("--format", help="json also prints the numbers.")]
+    output: Annotated[OutputFormat, typer.Option("--format", help="json prints the numbers (no matplotlib needed).")]
     = OutputFormat.text,
 ) -> None:
     """Per rotary dimension: the wavelength and how much each method scales it.
 
-    Example: ropedoctor plot fixtures/meta-llama-3.1-8b-instruct --ctx 262144 --out llama3.png
+    Example: ropedoctor plot fixtures/meta-llama-3.1-8b-instruct --ctx 256k --out llama3.png
+    Example: ropedoctor plot fixtures/meta-llama-3.1-8b-instruct --ctx 256k --format json
     """
     from ropedoctor.plot import run_plot
 
@@ -251,7 +306,7 @@ class SmokeDtype(str, Enum):
 def smoke(
     path: Annotated[str, typer.Argument(help="A model folder (config.json + safetensors) or a .gguf (default: .).")]
     = ".",
-    ctx: Annotated[int, typer.Option("--ctx", min=2, help="Tokens to run at (N).")] = ...,  # type: ignore[assignment]
+    ctx: CtxRequired = ...,  # type: ignore[assignment]
     backend: Annotated[SmokeBackend, typer.Option("--backend", help="transformers or llama.cpp.")]
     = SmokeBackend.transformers,
     device: Annotated[SmokeDevice, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
@@ -280,6 +335,12 @@ def smoke(
         "Worst bucket loss past the original window / in-window loss."))] = 1.15,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the passkey keys and fillers.")] = 0,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
+    max_time: Annotated[float | None, typer.Option(
+        "--max-time", min=1.0, help="Seconds; stop there and report the partial results (exit 1).")] = None,
+    passkey_variants: Annotated[str, typer.Option("--passkey-variants", help="classic,digits or one of them.")]
+    = "classic,digits",
+    share_prefix: Annotated[bool, typer.Option("--share-prefix/--no-share-prefix", help=(
+        "Passkey prompts reuse the KV cache of their shared filler (the same answers, less work)."))] = True,
 ) -> None:
     """Run the model with its planned RoPE at --ctx tokens: finite logits, passkey, perplexity, speed.
 
@@ -291,7 +352,7 @@ def smoke(
 
     from ropedoctor.smoke.estimate import parse_size
     from ropedoctor.smoke.request import Thresholds
-    from ropedoctor.smoke.run import build_request, parse_checks, run_smoke
+    from ropedoctor.smoke.run import build_request, parse_checks, parse_variants, run_smoke
 
     try:
         request = build_request(
@@ -300,7 +361,8 @@ def smoke(
             text=Path(text) if text else None, trials=trials, baseline=baseline, as_is=as_is,
             out=Path(out) if out else None, format=output.value, seed=seed,
             max_memory=parse_size(max_memory) if max_memory else None,
-            thresholds=Thresholds(pass_passkey, pass_passkey_digits, pass_loss_ratio))
+            thresholds=Thresholds(pass_passkey, pass_passkey_digits, pass_loss_ratio), max_time=max_time,
+            variants=parse_variants(passkey_variants), share_prefix=share_prefix)
     except InputError as error:
         _fail(error)
     raise typer.Exit(run_smoke(request))
@@ -310,18 +372,25 @@ def smoke(
 def compare(
     a: Annotated[str, typer.Argument(help="The reference: a config.json, a model folder, a GGUF or a hub id.")],
     b: Annotated[str, typer.Argument(help="The file to compare with it (typically the converted GGUF).")],
-    ctx: Annotated[int | None, typer.Option("--ctx", min=1, help="Target context length to check for.")] = None,
+    ctx: CtxOption = None,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     revision: Annotated[str | None, typer.Option("--revision", help="Hub revision for org/name paths.")] = None,
     quiet: Quiet = False,
+    select: Select = None,
+    extend_select: ExtendSelect = None,
+    ignore: Ignore = None,
+    extend_ignore: ExtendIgnore = None,
+    isolated: Isolated = False,
 ) -> None:
     """Compare two sources: what a conversion changed or lost (theta, factor, lengths, method).
 
     Example: ropedoctor compare Qwen2.5-7B-Instruct/config.json qwen2.5-7b-instruct-q4_k_m.gguf
     """
     from ropedoctor.commands import run_compare
+    from ropedoctor.settings import cli_selectors
 
-    raise typer.Exit(run_compare(a, b, ctx, output.value, revision, quiet))
+    raise typer.Exit(run_compare(a, b, ctx, output.value, revision, quiet,
+                                 cli_selectors(select, extend_select, ignore, extend_ignore), isolated))
 
 
 @app.command()
@@ -330,14 +399,21 @@ def scan(
     hf_cache: Annotated[bool, typer.Option("--hf-cache", help="Scan the local Hugging Face cache instead.")] = False,
     output: Annotated[OutputFormat, typer.Option("--format", help="Output format.")] = OutputFormat.text,
     quiet: Quiet = False,
+    select: Select = None,
+    extend_select: ExtendSelect = None,
+    ignore: Ignore = None,
+    extend_ignore: ExtendIgnore = None,
+    isolated: Isolated = False,
 ) -> None:
     """One summary row for every model (config.json or GGUF) under a folder or in the HF cache.
 
     Example: ropedoctor scan ~/models --format json
     """
     from ropedoctor.commands import run_scan
+    from ropedoctor.settings import cli_selectors
 
-    raise typer.Exit(run_scan(root, hf_cache, output.value, quiet))
+    raise typer.Exit(run_scan(root, hf_cache, output.value, quiet,
+                              cli_selectors(select, extend_select, ignore, extend_ignore), isolated))
 
 
 @app.command("rules")
@@ -355,8 +431,8 @@ def list_rules(
     if output is RulesFormat.markdown:
         sys.stdout.write(report.rules_markdown(rules))
     elif output is RulesFormat.json:
-        print(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity, "doc": r.doc} for r in rules],
-                         indent=2))
+        print(json.dumps([{"code": r.code, "name": r.name, "severity": r.severity, "default": r.default, "doc": r.doc}
+                          for r in rules], indent=2))
     else:
         emit(report.rules_lines(rules))
 

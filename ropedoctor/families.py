@@ -46,6 +46,11 @@ class Family:
     partial_rotary_keys: tuple[str, ...] = (K.PARTIAL_ROTARY_FACTOR,)
     # Family-specific keys that switch dynamic NTK on with a factor (NomicBert's rotary_scaling_factor).
     factor_keys: tuple[str, ...] = ()
+    # The family's own code keys dynamic NTK (and llama.cpp's converter the GGUF context) to the trained length,
+    # not to the declared one (NomicBert: max_trained_positions).
+    keyed_to_trained_length: bool = False
+    # A transformers 4.x validator that accepts exactly these rope_scaling keys (Phi-3: type, short/long factor).
+    v4_block_keys: tuple[str, ...] = ()
     context_keys: tuple[str, ...] = (K.MAX_POSITIONS,)
     default_context: int | None = None
     head_dim_keys: tuple[str, ...] = (K.HEAD_DIM,)
@@ -109,9 +114,13 @@ class Family:
     legacy_scaling: str = "ok"
     # rotary / (deciding key x partial) when not 1: 2-D (axial) vision modules rotate half per axis.
     rotary_scale: float = 1.0
+    # False when the class has no global head_dim for validate_rope's odd-head_dim check (Qwen3-Omni text,
+    # heterogeneous configs): an odd head then builds (ceil(dim / 2) frequencies).
+    checks_odd_head_dim: bool = True
 
 
 _LEGACY = LegacyValidator()
+_PHI3_V4_KEYS = (K.LEGACY_TYPE, K.SHORT_FACTOR, K.LONG_FACTOR)
 
 # GPT-2 spells the model width and head count n_embd / n_head.
 _GPT2_HIDDEN = (K.N_EMBD, K.HIDDEN_SIZE)
@@ -155,7 +164,8 @@ FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": Family(default_theta=1_000_000.0),
     "qwen3_vl": Family(default_theta=500_000.0),
     # transformers' Phi-3 validator accepts longrope only (a static NTK base writes no block).
-    "phi3": Family(default_context=4096, top_level_original=True, writes=("default", "longrope")),
+    "phi3": Family(default_context=4096, top_level_original=True, writes=("default", "longrope"),
+                   v4_block_keys=_PHI3_V4_KEYS),
     "phimoe": Family(default_theta=1_000_000.0, top_level_original=True, writes=("default", "longrope")),
     # --- partial rotation -------------------------------------------------------------
     "phi": Family(default_partial_rotary=0.5, default_context=2048),
@@ -197,7 +207,8 @@ FAMILIES: dict[str, Family] = {
         context_keys=(K.N_POSITIONS, K.MAX_POSITIONS), causal=False,
         hidden_size_keys=_GPT2_HIDDEN, num_heads_keys=_GPT2_HEADS,
         # its own switch is rotary_scaling_factor (dynamic NTK); the card's recipe is factor 2 for 8192
-        factor_keys=(K.ROTARY_SCALING_FACTOR,), writes=("default", "dynamic"), prescribed="dynamic",
+        factor_keys=(K.ROTARY_SCALING_FACTOR,), keyed_to_trained_length=True, writes=("default", "dynamic"),
+        prescribed="dynamic",
         prescribed_factor=2.0,
     ),
     # --- ALiBi --------------------------------------------------------------------------
@@ -276,6 +287,7 @@ def _learnt(record: dict[str, Any]) -> dict[str, Any]:
         "validation_ignored": frozenset(record.get("ignore_keys", ())),
         "legacy_scaling": record.get("legacy_scaling", "ok"),
         "rotary_scale": float(record.get("rotary_scale", 1.0)),
+        "checks_odd_head_dim": not record.get("head_dim_unchecked"),
     }
 
 
@@ -361,3 +373,56 @@ GGUF_ARCH_OF: dict[str, str] = {
     "xlm-roberta": "bert", "gpt2": "gpt2", "bloom": "bloom", "mpt": "mpt", "qwen": "qwen", "llama4_text": "llama4",
     "llama4": "llama4", "smollm3": "smollm3", "olmo3": "olmo2", "cohere": "command-r",
 }
+
+
+@dataclass(frozen=True)
+class ShapeRules:
+    """What a family's config class implies about the model's size when the file leaves keys out (the
+    memory bill, memory.py). Read from each class's defaults in transformers (or the remote code)."""
+
+    # KV heads: "keys" (num_key_value_heads), Falcon's multi_query/new_decoder_architecture switches,
+    # or ChatGLM's multi_query_attention + multi_query_group_num.
+    kv_heads: Literal["keys", "falcon", "chatglm"] = "keys"
+    ffn_default_x4: bool = False  # no intermediate size means 4 x the width
+    intermediate_halved: bool = False  # Qwen v1: intermediate_size counts both MLP halves
+    tied_by_default: bool = False
+    gated_mlp: bool = True
+    # Which layers a sliding_window applies to: every layer, every other one (Gemma-2, gpt-oss), all but every
+    # Nth (Gemma-3's sliding_window_pattern), from max_window_layers on (Qwen2/3), or Llama-4's chunked layers.
+    windows: Literal["every", "alternate", "pattern", "max_window_layers", "chunked"] = "every"
+    window_pattern: int = 6
+    shared_experts: int = 0  # shared experts the class adds to an MoE when the file names none (Llama-4)
+    # transformers and vLLM apply the window, llama.cpp caches every token for these files
+    window_ignored_by_llamacpp: bool = False
+
+
+_TIED = ShapeRules(tied_by_default=True)
+_UNGATED = ShapeRules(gated_mlp=False)
+_QWEN_WINDOWS = ShapeRules(windows="max_window_layers")
+_LLAMA_WINDOWS = ShapeRules(window_ignored_by_llamacpp=True)
+_LLAMA4_SHAPE = ShapeRules(windows="chunked", shared_experts=1)
+_GEMMA3_SHAPE = ShapeRules(tied_by_default=True, windows="pattern", window_pattern=6)
+
+SHAPES: dict[str, ShapeRules] = {
+    "falcon": ShapeRules(kv_heads="falcon", ffn_default_x4=True, gated_mlp=False),
+    "chatglm": ShapeRules(kv_heads="chatglm"),
+    "nomic_bert": ShapeRules(ffn_default_x4=True, tied_by_default=True),
+    "gpt2": ShapeRules(ffn_default_x4=True, tied_by_default=True, gated_mlp=False),
+    "qwen": ShapeRules(intermediate_halved=True),
+    "gemma": _TIED, "gemma2": ShapeRules(tied_by_default=True, windows="alternate"),
+    "gemma3": _GEMMA3_SHAPE, "gemma3_text": _GEMMA3_SHAPE,
+    "bert": ShapeRules(tied_by_default=True, gated_mlp=False), "roberta": _TIED, "xlm-roberta": _TIED,
+    "modernbert": _TIED,
+    "llama4": _LLAMA4_SHAPE, "llama4_text": _LLAMA4_SHAPE,
+    "qwen2": _QWEN_WINDOWS, "qwen2_moe": _QWEN_WINDOWS, "qwen3": _QWEN_WINDOWS, "qwen3_moe": _QWEN_WINDOWS,
+    "qwen2_vl": _QWEN_WINDOWS, "qwen2_5_vl": _QWEN_WINDOWS,
+    "gpt_oss": ShapeRules(windows="alternate"),
+    "mistral": _LLAMA_WINDOWS, "mixtral": _LLAMA_WINDOWS, "llama": _LLAMA_WINDOWS,
+    "gpt_neox": _UNGATED, "phi": _UNGATED, "starcoder2": _UNGATED, "gpt_bigcode": _UNGATED, "mpt": _UNGATED,
+    "bloom": _UNGATED,
+}
+
+
+def shape_rules_of(model_type: str | None) -> ShapeRules:
+    """The size rules of a model_type; unknown types get the Llama convention."""
+    return K.for_model(SHAPES, model_type, ShapeRules())  # type: ignore[no-any-return]

@@ -44,6 +44,7 @@ from typing import Any
 from ropedoctor import gguf_keys as G
 from ropedoctor import hf_keys as K
 from ropedoctor.errors import InputError
+from ropedoctor.families import ShapeRules
 from ropedoctor.sources.gguf_header import GGML_TYPES, GGUFHeader
 from ropedoctor.spec import json_int
 
@@ -66,11 +67,6 @@ _MAX_SAFETENSORS_HEADER = 100 << 20  # the format's own limit is 100 MB
 GGUF_SWA_PERIOD: dict[str, int] = {"gemma2": 2, "gemma3": 6, "gpt-oss": 2, "cohere2": 4, "llama4": 4}
 GGUF_CHUNKED_ATTENTION: dict[str, int] = {"llama4": 8192}
 
-_LLAMA4 = ("llama4", "llama4_text")
-# Config classes whose tie_word_embeddings defaults to true (the key is often left out of these files).
-_TIED_BY_DEFAULT = frozenset({"gpt2", "bert", "roberta", "xlm-roberta", "nomic_bert", "modernbert"})
-# Families whose MLP has two matrices (up, down) rather than three (gate, up, down).
-_UNGATED_MLP = frozenset({"gpt_neox", "phi", "falcon", "gpt2", "bert", "starcoder2", "gpt_bigcode", "mpt", "bloom"})
 
 
 def dtype_blocks(dtype: str) -> tuple[int, int]:
@@ -180,13 +176,14 @@ def _first_int(text: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
 def shape_from_config(config: Mapping[str, Any], source: str = "config.json") -> ModelShape:
     """The shape of a parsed config.json (its ``text_config`` for multimodal wrappers); InputError when
     the layer count, width or head count is missing."""
-    from ropedoctor.families import family_of
+    from ropedoctor.families import family_of, shape_rules_of
     from ropedoctor.sources.hf_config import _text_part
 
     text, prefix = _text_part(dict(config), source)
     model_type = text.get(K.MODEL_TYPE, config.get(K.MODEL_TYPE))
     model_type = model_type if isinstance(model_type, str) else None
     family = family_of(model_type)
+    rules = shape_rules_of(model_type)
     n_layers = _first_int(text, (K.NUM_HIDDEN_LAYERS, K.NUM_LAYERS, K.N_LAYER))
     hidden = _first_int(text, (K.HIDDEN_SIZE, K.N_EMBD, "d_model"))
     n_heads = _first_int(text, (K.NUM_ATTENTION_HEADS, K.N_HEAD))
@@ -196,7 +193,7 @@ def shape_from_config(config: Mapping[str, Any], source: str = "config.json") ->
     assert n_layers is not None and hidden is not None and n_heads is not None
     notes: list[str] = []
 
-    kv_heads = _kv_heads(text, model_type, n_heads)
+    kv_heads = _kv_heads(text, rules, n_heads)
     kv_lora_rank = _first_int(text, (K.KV_LORA_RANK,))
     qk_rope = _first_int(text, (K.QK_ROPE_HEAD_DIM,)) if kv_lora_rank else None
     if kv_lora_rank:
@@ -208,17 +205,17 @@ def shape_from_config(config: Mapping[str, Any], source: str = "config.json") ->
         head_dim = _first_int(text, (K.HEAD_DIM, K.KV_CHANNELS)) or hidden // n_heads
         v_head_dim = head_dim
 
-    window, mask, kind = _windows(text, model_type, n_layers, notes)
+    window, mask, kind = _windows(text, rules, n_layers, notes)
     causal = text.get(K.IS_CAUSAL) if isinstance(text.get(K.IS_CAUSAL), bool) else family.causal
     experts = _first_int(text, (K.NUM_LOCAL_EXPERTS, K.NUM_EXPERTS, K.N_ROUTED_EXPERTS))
     intermediate = _first_int(text, (K.INTERMEDIATE_SIZE, K.FFN_HIDDEN_SIZE, K.N_INNER))
-    if intermediate is None and model_type in ("nomic_bert", "gpt2", "falcon"):
+    if intermediate is None and rules.ffn_default_x4:
         intermediate = 4 * hidden  # n_inner / ffn_hidden_size absent means 4 x width in these classes
-    elif intermediate is not None and model_type == "qwen":
+    elif intermediate is not None and rules.intermediate_halved:
         intermediate //= 2  # Qwen v1 halves intermediate_size for each of its two MLP halves
     tied = text.get(K.TIE_WORD_EMBEDDINGS, config.get(K.TIE_WORD_EMBEDDINGS))
     if not isinstance(tied, bool):
-        tied = bool(model_type and (model_type.startswith("gemma") or model_type in _TIED_BY_DEFAULT))
+        tied = rules.tied_by_default
     dtype = text.get(K.DTYPE) or text.get(K.TORCH_DTYPE) or config.get(K.DTYPE) or config.get(K.TORCH_DTYPE)
     return ModelShape(
         n_layers=n_layers, n_heads=n_heads, n_kv_heads=kv_heads, head_dim=head_dim, v_head_dim=v_head_dim,
@@ -229,32 +226,32 @@ def shape_from_config(config: Mapping[str, Any], source: str = "config.json") ->
         n_experts=experts, expert_intermediate_size=_first_int(text, (K.MOE_INTERMEDIATE_SIZE,)) or intermediate,
         shared_intermediate_size=_first_int(text, (K.SHARED_EXPERT_INTERMEDIATE_SIZE,)),
         dense_layers=_first_int(text, (K.FIRST_K_DENSE_REPLACE,)) or 0,
-        n_shared_experts=_first_int(text, (K.N_SHARED_EXPERTS,)) or (1 if model_type in _LLAMA4 and experts else 0),
+        n_shared_experts=_first_int(text, (K.N_SHARED_EXPERTS,)) or (rules.shared_experts if experts else 0),
         q_lora_rank=_first_int(text, (K.Q_LORA_RANK,)), tie_word_embeddings=tied,
-        gated_mlp=model_type not in _UNGATED_MLP,
+        gated_mlp=rules.gated_mlp,
         weights_dtype=_TORCH_DTYPES.get(dtype) if isinstance(dtype, str) else None, notes=tuple(notes),
     )
 
 
-def _kv_heads(text: Mapping[str, Any], model_type: str | None, n_heads: int) -> int:
-    if model_type == "falcon":
+def _kv_heads(text: Mapping[str, Any], rules: ShapeRules, n_heads: int) -> int:
+    if rules.kv_heads == "falcon":
         if text.get(K.NEW_DECODER_ARCHITECTURE) is True:
             return _first_int(text, (K.NUM_KV_HEADS,)) or n_heads
         # transformers' FalconConfig: multi_query defaults to True and then means one KV head
         return 1 if text.get(K.MULTI_QUERY, True) is not False else n_heads
-    if model_type == "chatglm":
+    if rules.kv_heads == "chatglm":
         if text.get(K.MULTI_QUERY_ATTENTION) is True:
             return _first_int(text, (K.MULTI_QUERY_GROUP_NUM,)) or n_heads
         return n_heads
     return _first_int(text, (K.NUM_KEY_VALUE_HEADS, K.NUM_KV_HEADS)) or n_heads
 
 
-def _windows(text: Mapping[str, Any], model_type: str | None, n_layers: int,
+def _windows(text: Mapping[str, Any], rules: ShapeRules, n_layers: int,
              notes: list[str]) -> tuple[int | None, tuple[bool, ...] | None, str]:
     """(window, per-layer mask of capped layers, "sliding" or "chunked") as transformers lays the layers out."""
     window = _first_int(text, (K.SLIDING_WINDOW,))
     layer_types = text.get(K.LAYER_TYPES)
-    if model_type in _LLAMA4:
+    if rules.windows == "chunked":
         chunk = _first_int(text, (K.ATTENTION_CHUNK_SIZE,))
         flags = text.get(K.NO_ROPE_LAYERS)
         if not isinstance(flags, list) or len(flags) != n_layers:
@@ -269,23 +266,20 @@ def _windows(text: Mapping[str, Any], model_type: str | None, n_layers: int,
         return None, None, "sliding"
     if isinstance(layer_types, list) and len(layer_types) == n_layers:
         mask = tuple(t in K.SLIDING_ATTENTION_LABELS for t in layer_types)
-    elif model_type == "gemma2":
+    elif rules.windows == "alternate":
         mask = tuple((i + 1) % 2 != 0 for i in range(n_layers))
-    elif model_type in ("gemma3", "gemma3_text"):
-        period = _first_int(text, (K.SLIDING_WINDOW_PATTERN,)) or 6
+    elif rules.windows == "pattern":
+        period = _first_int(text, (K.SLIDING_WINDOW_PATTERN,)) or rules.window_pattern
         mask = tuple((i + 1) % period != 0 for i in range(n_layers))
-    elif model_type in ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "qwen2_vl", "qwen2_5_vl", "qwen2_vl_text",
-                        "qwen2_5_vl_text"):
+    elif rules.windows == "max_window_layers":
         if text.get(K.USE_SLIDING_WINDOW) is not True:
             return None, None, "sliding"  # the window key is there but off
         first = json_int(text.get(K.MAX_WINDOW_LAYERS))
         first = n_layers if first is None else first
         mask = tuple(i >= first for i in range(n_layers))
-    elif model_type in ("gpt_oss",):
-        mask = tuple((i + 1) % 2 != 0 for i in range(n_layers))
     else:  # Mistral v0.1, Phi-3 and the like apply the window on every layer
         mask = (True,) * n_layers
-        if model_type in ("mistral", "mixtral", "llama"):
+        if rules.window_ignored_by_llamacpp:
             notes.append(f"sliding_window {window} counted on every layer as transformers and vLLM apply it; "
                          "llama.cpp ignores it for these files and caches every token")
     if not any(mask):

@@ -18,22 +18,9 @@ from typing import Any
 
 from ropedoctor.errors import InputError
 from ropedoctor.memory import ModelShape
+from ropedoctor.model import methods
 from ropedoctor.spec import RopeSpec
 
-# Quality caveats per method (the runtimes' own caveats come from their modules).
-METHOD_NOTES: dict[str, str] = {
-    "linear": "Position Interpolation divides every frequency by the factor: without fine-tuning at the new length "
-              "quality drops (Chen et al. 2023 fine-tune ~1000 steps)",
-    "dynamic": "dynamic NTK needs no fine-tuning; in transformers the base grows with each input's length, so short "
-               "inputs are unchanged, but cached keys were rotated with an older base once the input grows",
-    "ntk": "a static NTK-aware base, theta x s^(d/(d-2)): no scaling block, every runtime reads rope_theta; it also "
-           "changes short inputs, and quality falls off beyond ~4x without fine-tuning",
-    "yarn": "YaRN interpolates only the low frequencies and keeps the high ones; good without fine-tuning and best "
-            "with a little; static YaRN also applies to short inputs, so use the smallest factor that covers N",
-    "llama3": "the bands and factor the model was trained with; a larger factor than the trained one is untested",
-    "longrope": "trained per-dimension factor lists: the long factors switch on above the original length",
-    "default": "no scaling",
-}
 # How far llama.cpp's frequencies may be from transformers' and still be the same method (ggml float32 angles).
 _SAME_AS_TRANSFORMERS = 1e-3
 
@@ -74,11 +61,13 @@ class Option:
 
 def _method_note(option: Option) -> str:
     key = "ntk" if option.name == "ntk" else (option.spec.method if option.spec else option.name)
-    return METHOD_NOTES.get(key, "")
+    method = methods.get(key)  # the caveats live in the method table
+    return method.caveat if method else ""
 
 
-def options(spec: RopeSpec, ctx: int, parallel: int = 1) -> list[Option]:
-    """Every way to serve ``ctx`` tokens: fix's plan first, then each method forced."""
+def options(spec: RopeSpec, ctx: int, parallel: int = 1, runtimes: list[str] | None = None) -> list[Option]:
+    """Every way to serve ``ctx`` tokens: fix's plan first, then each method forced; ``runtimes`` (canonical
+    names) limits the support rows, None: every runtime."""
     from ropedoctor.plan import PLAN_TYPES, Target, plan
 
     if not spec.has_rope:
@@ -86,7 +75,7 @@ def options(spec: RopeSpec, ctx: int, parallel: int = 1) -> list[Option]:
     out: list[Option] = []
     try:
         recommended = plan(spec, Target(ctx=ctx))
-        out.append(Option("plan", recommended.after, recommended.reasons, _support(spec, recommended.after, ctx, parallel)))
+        out.append(Option("plan", recommended.after, recommended.reasons, _support(spec, recommended.after, ctx, parallel, runtimes)))
     except InputError as error:
         out.append(Option("plan", None, why_not=error.why))
     for method in PLAN_TYPES:
@@ -95,19 +84,20 @@ def options(spec: RopeSpec, ctx: int, parallel: int = 1) -> list[Option]:
         except InputError as error:
             out.append(Option(method, None, why_not=error.why))
             continue
-        out.append(Option(method, forced.after, forced.reasons, _support(spec, forced.after, ctx, parallel)))
+        out.append(Option(method, forced.after, forced.reasons, _support(spec, forced.after, ctx, parallel, runtimes)))
     if spec.method in ("llama3", "longrope"):
         own = out[0].spec
         if own is None or own.method != spec.method:
             served = spec.served_context()
             out.append(Option(spec.method, spec if served and served >= ctx else None,
                               ["the model's own method as trained"],
-                              _support(spec, spec, ctx, parallel) if served and served >= ctx else [],
+                              _support(spec, spec, ctx, parallel, runtimes) if served and served >= ctx else [],
                               why_not=None if served and served >= ctx else f"serves {served} < {ctx} tokens"))
     return out
 
 
-def _support(before: RopeSpec, after: RopeSpec, ctx: int, parallel: int) -> list[RuntimeSupport]:
+def _support(before: RopeSpec, after: RopeSpec, ctx: int, parallel: int,
+             runtimes: list[str] | None = None) -> list[RuntimeSupport]:
     """What each runtime module emits for this option, read as a support level."""
     from ropedoctor.runtimes import RUNTIMES, FlagRequest
 
@@ -115,6 +105,8 @@ def _support(before: RopeSpec, after: RopeSpec, ctx: int, parallel: int) -> list
     unchanged = FlagRequest(before, before, ctx, parallel)
     rows: list[RuntimeSupport] = []
     for name, emit in RUNTIMES.items():
+        if runtimes is not None and name not in runtimes:
+            continue
         emissions = emit(request)
         baseline = emit(unchanged)
         for emission, plain in zip(emissions, baseline, strict=False):
@@ -206,11 +198,12 @@ def memory_bill(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weights_
 
 
 # --- the command ----------------------------------------------------------------------------------
-def plan_document(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None) -> dict[str, Any]:
+def plan_document(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None,
+                  runtimes: list[str] | None = None) -> dict[str, Any]:
     from ropedoctor import __version__
     from ropedoctor.report import rope_json
 
-    found = options(spec, ctx, parallel)
+    found = options(spec, ctx, parallel, runtimes)
     return {
         "ropedoctor": __version__, "source": spec.source, "format": spec.format, "model_type": spec.model_type,
         "ctx": ctx, "parallel": parallel, "rope": rope_json(spec),
@@ -219,15 +212,22 @@ def plan_document(spec: RopeSpec, ctx: int, parallel: int, kv_dtype: str, weight
     }
 
 
-def run_plan(path: str, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None, output: str) -> int:
-    from ropedoctor.commands import _single
+def run_plan(path: str, ctx: int, parallel: int, kv_dtype: str, weights_dtype: str | None, output: str,
+             runtimes: list[str] | None = None) -> int:
+    """``runtimes``: the --runtime values as typed (any case, aliases, comma lists); None or empty: every runtime."""
+    from ropedoctor.commands import _single, warn_past_sane_scaling
     from ropedoctor.memory import dtype_blocks
+    from ropedoctor.runtimes import RUNTIMES
+    from ropedoctor.runtimes.names import runtime_names
 
     try:
+        wanted = runtime_names(runtimes, RUNTIMES) if runtimes else None
         if weights_dtype is not None:
             dtype_blocks(weights_dtype)
         spec = _single(path, None, "hf-config").spec
-        doc = plan_document(spec, ctx, parallel, kv_dtype, weights_dtype)
+        if spec.has_rope:
+            warn_past_sane_scaling(spec, ctx, None)
+        doc = plan_document(spec, ctx, parallel, kv_dtype, weights_dtype, wanted)
     except InputError as error:
         print(error.line, file=sys.stderr)
         return 2
@@ -250,38 +250,48 @@ def _size(count: int | None) -> str:
     return f"{count} B"
 
 
-def _factor(value: float | None) -> str:
-    return "-" if value is None else f"{value:g}"
-
-
-SUPPORT_MARKS = {"as-is": "=", "flags": "+", "file-only": "f", "approximate": "~"}
+# The support levels as the text table says them (JSON keeps the keys).
+SUPPORT_MARKS = {"as-is": "as is", "flags": "flags", "file-only": "file only", "approximate": "approx"}
+SUPPORT_LEGEND = ("flags: `ropedoctor flags` prints them; file only: no flag carries it, write it with "
+                  "`ropedoctor fix`; approx: llama.cpp computes other frequencies than transformers; as is: "
+                  "nothing to change")
 
 
 def plan_lines(doc: dict[str, Any], spec: RopeSpec) -> list[Any]:
-    """Text output: the options table, the runtime matrix, the memory bill."""
+    """Text output: the options, what each runtime needs for each (runtimes down, options across), the memory bill."""
+    from ropedoctor.fmt import number, plural
     from ropedoctor.report import spec_summary
 
-    lines: list[Any] = [[(f"{doc['source']} ({doc['model_type']})", "bold")], [("  " + spec_summary(spec), "")]]
+    lines: list[Any] = [[(f"{doc['source']} ({doc['model_type']})", "bold")]]
+    lines += [[("  " + text, "")] for text in spec_summary(spec).splitlines()]
     ctx = doc["ctx"]
+    first = doc["options"][0] if doc["options"] else None
     if not doc["options"]:
         lines.append([(f"  {spec.positions} positions, not RoPE: no scaling option applies", "yellow")])
+    elif first is not None and first["available"] and all(r["support"] == "as-is" for r in first["runtimes"]):
+        lines.append([(f"  nothing to change: the file already serves {number(first['serves'])} tokens, {ctx} asked; "
+                       f"`ropedoctor flags --ctx {ctx}` prints each runtime's context flag", "green")])
     else:
-        lines.append([(f"options for {ctx} tokens per sequence", "bold")])
         available = [o for o in doc["options"] if o["available"]]
-        names = [o["runtime"] for o in available[0]["runtimes"]] if available else []
-        header = f"  {'option':<10} {'method':<9} {'factor':>7} {'theta':>11} {'serves':>8}  " + " ".join(
-            f"{n:<12}" for n in names)
-        lines.append([(header, "dim")])
+        lines.append([(f"ways to serve {ctx} tokens per sequence", "bold")])
+        lines.append([(f"  {'option':<9}{'method':<10}{'factor':>7}{'theta':>11}{'serves':>9}", "dim")])
         for o in doc["options"]:
             if not o["available"]:
-                lines.append([(f"  {o['name']:<10} unavailable: {o['why']}", "yellow")])
+                lines.append([(f"  {o['name']:<9}unavailable: {o['why']}", "yellow")])
                 continue
-            marks = " ".join(f"{SUPPORT_MARKS[r['support']]:<12}" for r in o["runtimes"]).rstrip()
-            theta = "-" if o["theta"] is None else f"{o['theta']:.6g}"
-            lines.append([(f"  {o['name']:<10} {o['method']:<9} {_factor(o['factor']):>7} {theta:>11} "
-                           f"{o['serves'] or '-'!s:>8}  ", "green" if o["name"] == "plan" else ""), (marks, "")])
-        lines.append([("  runtimes: = file as is, + flags or overrides (`ropedoctor flags`), f file only "
-                       "(`ropedoctor fix`), ~ approximate (llama.cpp differs from transformers)", "dim")])
+            lines.append([(f"  {o['name']:<9}{o['method']:<10}{number(o['factor']):>7}{number(o['theta']):>11}"
+                           f"{number(o['serves']):>9}", "green" if o["name"] == "plan" else "")])
+        if available and available[0]["runtimes"]:
+            names = [o["name"] for o in available]
+            width = max(2 + max(len(word) for word in SUPPORT_MARKS.values()), *(len(n) + 2 for n in names))
+            labels = [r["runtime"] for r in available[0]["runtimes"]]
+            first_col = max(len(label) for label in labels) + 2
+            lines.append([("what each runtime needs", "bold")])
+            lines.append([("  " + "runtime".ljust(first_col) + "".join(n.ljust(width) for n in names).rstrip(), "dim")])
+            for row, label in enumerate(labels):
+                cells = "".join(SUPPORT_MARKS[o["runtimes"][row]["support"]].ljust(width) for o in available)
+                lines.append([("  " + label.ljust(first_col), ""), (cells.rstrip(), "")])
+            lines.append([("  " + SUPPORT_LEGEND, "dim")])
         for o in available:
             lines.append([(f"  {o['name']}: ", "bold"), ("; ".join(o["reasons"]), "")])
         lines.append([("caveats", "bold")])
@@ -292,7 +302,8 @@ def plan_lines(doc: dict[str, Any], spec: RopeSpec) -> list[Any]:
                     seen.add(note)
                     lines.append([(f"  - {note}", "dim")])
     memory = doc["memory"]
-    lines.append([(f"memory ({memory['kv_dtype']} KV cache, {doc['parallel']} slot(s) of {ctx} tokens)", "bold")])
+    lines.append([(f"memory ({memory['kv_dtype']} KV cache, {plural(doc['parallel'], 'slot')} of {ctx} tokens)",
+                   "bold")])
     if not memory["available"]:
         lines.append([("  " + memory["why"], "yellow")])
         return lines

@@ -19,9 +19,10 @@ from typing import Any
 
 from ropedoctor import rope_math
 from ropedoctor.errors import InputError
+from ropedoctor.model import methods
 from ropedoctor.spec import RopeSpec
 
-COMPARED_METHODS = ("linear", "dynamic", "ntk", "yarn")
+COMPARED_METHODS = methods.FIX_TYPES
 
 
 def _curve(name: str, base: RopeSpec, spec: RopeSpec, seq_len: int | None, role: str) -> dict[str, Any]:
@@ -41,8 +42,12 @@ def plot_data(spec: RopeSpec, ctx: int | None = None, method: str | None = None,
 
     if not spec.has_rope:
         raise InputError(spec.source, f"the model has {spec.positions} positions, not RoPE: nothing to plot")
+    spec.check_computable()
     if not spec.theta or not spec.rotary_dim:
         raise InputError(spec.source, "the file gives no RoPE base or rotary dimension")
+    known = methods.get(spec.method)
+    if known is None or not known.frequencies:
+        raise InputError(spec.source, f"no frequencies to plot for the method {methods.label(spec.method)}")
     original = spec.original_context or spec.context
     unscaled = replace(spec, method="default", factor=None)
     curves = [_curve("none", spec, unscaled, None, "baseline")]
@@ -74,7 +79,7 @@ def plot_data(spec: RopeSpec, ctx: int | None = None, method: str | None = None,
             if compare_factor <= 1:
                 break
             try:
-                other = plan(spec, Target(ctx=ctx, method=name, factor=compare_factor)).after  # type: ignore[arg-type]
+                other = plan(spec, Target(ctx=ctx, method=name, factor=compare_factor)).after
             except InputError:
                 continue
             curves.append(_curve(f"{name} x{compare_factor:g}", spec, other, ctx, "compare"))
@@ -175,16 +180,21 @@ def render_png(data: dict[str, Any]) -> bytes:
     return buffer.getvalue()
 
 
-def run_plot(path: str, ctx: int | None, method: str | None, factor: float | None, out: str, output: str) -> int:
+def run_plot(path: str, ctx: int | None, method: str | None, factor: float | None, out: str | None,
+             output: str) -> int:
+    """Write the PNG (``--out``) and/or print the numbers (``--format json``, which needs no matplotlib)."""
     from ropedoctor.commands import _single
     from ropedoctor.writers.atomic import write_atomic
 
     try:
-        if not out.lower().endswith(".png"):
+        if out is None and output != "json":
+            raise InputError("plot", "--out FILE.png is needed (or --format json for the numbers alone)")
+        if out is not None and not out.lower().endswith(".png"):
             raise InputError(out, "--out must name a .png file")
         spec = _single(path, None, "hf-config").spec
         data = plot_data(spec, ctx, method, factor)
-        write_atomic(Path(out), render_png(data))
+        if out is not None:
+            write_atomic(Path(out), render_png(data))
     except InputError as error:
         print(error.line, file=sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ropedoctor.families import PositionKind
+from ropedoctor.families import PositionKind, family_of
 from ropedoctor.model import methods
 
 SourceFormat = Literal["hf-config", "gguf"]
@@ -190,7 +190,7 @@ class RopeSpec:
     def dynamic_length(self) -> int | None:
         """The length dynamic NTK starts growing the base at: max_position_embeddings in transformers
         (and InternLM2), max_trained_positions in NomicBert's own code."""
-        if self.model_type == "nomic_bert":
+        if family_of(self.model_type).keyed_to_trained_length:
             return self.original_context or self.context
         return self.context or self.original_context
 

@@ -167,3 +167,15 @@ def test_rd301_plan_and_fix_agree(folder: Path) -> None:
     if "ropedoctor fix --ctx" in messages[0]:
         code, out, err = run_entry(["fix", str(folder), "--ctx", str(ctx), "--dry-run"])
         assert code in (0, 1) and "nothing written" not in out, (err, out)
+
+
+def test_no_model_type_branches_outside_family_records() -> None:
+    """Knowledge is data: a `model_type ==` branch (or a literal tuple of types) belongs in families.py or in
+    the sources/ readers that apply the records, nowhere else."""
+    root = Path(__file__).resolve().parent.parent / "ropedoctor"
+    pattern = re.compile(r"model_type\s*(==|!=)|model_type\s+(not\s+)?in\s*[(\[{]|model_type\.startswith")
+    allowed = {root / "families.py"}
+    offenders = [f"{path.relative_to(root)}:{number}: {line.strip()}"
+                 for path in sorted(root.rglob("*.py")) if path not in allowed and root / "sources" not in path.parents
+                 for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
+    assert offenders == []

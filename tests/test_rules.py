@@ -65,8 +65,15 @@ TRIGGERS: dict[str, tuple[dict[str, Any], int | None, str]] = {
     "RD113": (llama(max_position_embeddings=16384, rope_scaling={
         "rope_type": "yarn", "factor": 4, "original_max_position_embeddings": 4096}), None, "rope_scaling.factor"),
     "RD114": ({"model_type": "mixtral", "hidden_size": 4096, "num_attention_heads": 32,
-               "max_position_embeddings": 32768, "rope_scaling": {"rope_type": "linear", "factor": 2.0}}, None,
+               "max_position_embeddings": 32768, "rope_scaling": {"rope_type": "dynamic", "factor": 2.0}}, None,
               "head_dim"),
+    "RD115": ({"model_type": "ernie4_5_vl_moe_text", "hidden_size": 2560, "num_attention_heads": 20,
+               "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "rope_theta": 500000.0}}, None,
+              "rope_parameters.rope_type"),
+    "RD116": ({"model_type": "gemma4_text", "rope_scaling": {"type": "linear", "factor": 2.0}}, None,
+              "rope_scaling"),
+    "RD117": ({"model_type": "glm4_moe", "hidden_size": 4096, "num_attention_heads": 96,
+               "rope_scaling": {"rope_type": "yarn", "factor": 4.0}}, None, "hidden_size"),
     "RD120": ({"model_type": "internlm2", "hidden_size": 4096, "num_attention_heads": 32,
                "max_position_embeddings": 32768, "rope_scaling": {"type": "dynamic", "factor": 2}}, None,
               "rope_scaling"),
@@ -161,7 +168,7 @@ def test_docs_rules_md_is_current() -> None:
     ({"model_type": "nomic_bert", "n_embd": 768, "n_head": 12, "max_position_embeddings": 2048, "n_positions": 8192,
       "max_trained_positions": 2048, "rotary_emb_base": 1000}, 8192, "dynamic NTK x2 (`ropedoctor fix --ctx 8192`)"),
     (llama(max_position_embeddings=4096, rope_scaling={"rope_type": "linear", "factor": 2.0}), 16384,
-     "linear x8 (`ropedoctor fix --ctx 16384`)"),  # the file's own method, over its trained 2048
+     "linear (PI) x8 (`ropedoctor fix --ctx 16384`)"),  # the file's own method, over its trained 2048
 ])
 def test_ctx_beyond_scaling_names_what_fix_writes(config: dict[str, Any], ctx: int, first: str) -> None:
     """RD301's first suggestion is plan.py's policy (what `fix --ctx N` writes), never a method fix would not pick."""

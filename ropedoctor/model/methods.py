@@ -41,6 +41,7 @@ class Method:
     gguf: GgufCarrier | None = None  # None: a GGUF cannot carry it at all
     fix_type: FixType | None = None  # the `fix --type` that writes it
     aliases: tuple[str, ...] = ()  # other spellings real files or runtimes use for the same method
+    caveat: str = ""  # the quality trade-off `plan` prints beside the method
 
     @property
     def keys(self) -> frozenset[str]:
@@ -57,27 +58,38 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("none", "no RoPE", "The model has no rotary positions (learned absolute, ALiBi, relative or none).",
            transformers=False, frequencies=False),
     Method("default", "plain RoPE", "Unscaled RoPE: theta_i = base^(-2i/d).",
-           _k(_TYPE), _k(_THETA), gguf="none"),
+           _k(_TYPE), _k(_THETA), gguf="none", caveat="no scaling"),
     Method("linear", "linear (PI)", "Position Interpolation: every frequency divided by the factor.",
-           _k(_TYPE, _FACTOR), _k(_THETA), scaled=True, gguf="linear", fix_type="linear"),
+           _k(_TYPE, _FACTOR), _k(_THETA), scaled=True, gguf="linear", fix_type="linear",
+           caveat="Position Interpolation divides every frequency by the factor: without fine-tuning at the new "
+           "length quality drops (Chen et al. 2023 fine-tune ~1000 steps)"),
     Method("dynamic", "dynamic NTK", "NTK-aware base grown with the input length past the trained length.",
-           _k(_TYPE, _FACTOR), _k(_THETA), scaled=True, fix_type="dynamic"),
+           _k(_TYPE, _FACTOR), _k(_THETA), scaled=True, fix_type="dynamic",
+           caveat="dynamic NTK needs no fine-tuning; in transformers the base grows with each input's length, so "
+           "short inputs are unchanged, but cached keys were rotated with an older base once the input grows"),
     Method("ntk", "static NTK base", "A larger base b*s^(d/(d-2)) and no scaling block (what dynamic NTK uses at "
            "s x the trained length, fixed for every input).", transformers=False, scaled=True, gguf="base",
-           fix_type="ntk"),
+           fix_type="ntk", caveat="a static NTK-aware base, theta x s^(d/(d-2)): no scaling block, every runtime "
+           "reads rope_theta; it also changes short inputs, and quality falls off beyond ~4x without fine-tuning"),
     Method("ntk_alpha", "NTK-alpha", "Hunyuan's fixed NTK alpha in a block labelled dynamic: base * "
            "alpha^(d/(d-2)) for every input (transformers' HunYuan rotary module, llama.cpp's converter).",
            _k(_TYPE, "alpha"), _k(_THETA, _FACTOR), scaled=True, gguf="base"),
     Method("yarn", "YaRN", "Ramp between extrapolated high frequencies and interpolated low ones, with an "
            "attention temperature.", _k(_TYPE, _FACTOR, _ORIGINAL), _YARN_OPTIONAL, scaled=True,
            original_in_block=True, gguf="yarn", fix_type="yarn",
-           aliases=("deepseek_yarn", "telechat3-yarn")),
+           aliases=("deepseek_yarn", "telechat3-yarn"),
+           caveat="YaRN interpolates only the low frequencies and keeps the high ones; good without fine-tuning "
+           "and best with a little; static YaRN also applies to short inputs, so use the smallest factor that "
+           "covers N"),
     Method("llama3", "llama3", "Llama 3.1 bands: low frequencies interpolated, high kept, smooth between.",
            _k(_TYPE, _FACTOR, _ORIGINAL, "low_freq_factor", "high_freq_factor", _THETA), scaled=True,
-           original_in_block=True, gguf="tensor"),
+           original_in_block=True, gguf="tensor",
+           caveat="the bands and factor the model was trained with; a larger factor than the trained one is "
+           "untested"),
     Method("longrope", "LongRoPE", "Trained per-frequency factor lists, short and long.",
            _k(_TYPE, "short_factor", "long_factor", _ORIGINAL), _k(_THETA, "attention_factor", _FACTOR),
-           scaled=True, original_in_block=True, gguf="tensor"),
+           scaled=True, original_in_block=True, gguf="tensor",
+           caveat="trained per-dimension factor lists: the long factors switch on above the original length"),
     Method("proportional", "proportional", "Gemma-4 global layers: the first partial_rotary_factor of the head "
            "rotates with exponents over the whole head, the rest not at all.", _k(_TYPE, _THETA), _k(_FACTOR),
            gguf="tensor"),

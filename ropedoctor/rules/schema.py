@@ -30,7 +30,8 @@ def _received(spec: RopeSpec, block: dict[str, Any]) -> set[str]:
 
 def _is_phi3_su(spec: RopeSpec) -> bool:
     raw = spec.hf.raw_block if spec.hf else None
-    return spec.model_type == "phi3" and bool(raw) and "su" in (raw.get(K.ROPE_TYPE), raw.get(K.LEGACY_TYPE))  # type: ignore[union-attr]
+    su_known = "su" in K.for_model(K.LEGACY_METHOD_ALIASES, spec.model_type, {})  # Phi-3's legacy name
+    return su_known and bool(raw) and "su" in (raw.get(K.ROPE_TYPE), raw.get(K.LEGACY_TYPE))  # type: ignore[union-attr]
 
 
 @rule("RD101", "missing-required-key", "error")
@@ -284,7 +285,7 @@ def longrope_factor_length(spec: RopeSpec, target: Target) -> Iterator[Hit]:
             value = block.get(key)
             if isinstance(value, list) and len(value) != expected:
                 yield Hit(f"`{key}` has {len(value)} entries; rotary dim {int(spec.head_dim * partial)} needs {expected}",
-                          f"{location}.{key}", "error" if spec.model_type == "phi3" else None)
+                          f"{location}.{key}", "error" if family_of(spec.model_type).v4_block_keys else None)
 
 
 @rule("RD109", "attention-factor-invalid", "warning")
@@ -334,7 +335,7 @@ def odd_head_dim(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     ## Fix
     Correct `head_dim` (or `hidden_size` / `num_attention_heads`); the published value is even.
     """
-    if spec.hf is None or not spec.has_rope or spec.head_dim is None:
+    if spec.hf is None or not spec.has_rope or spec.head_dim is None or not family_of(spec.model_type).checks_odd_head_dim:
         return
     head_dim = spec.head_dim
     if head_dim > 4 and head_dim % 2 and int(head_dim * spec.partial_rotary_factor) == head_dim:
@@ -427,18 +428,24 @@ def v4_float_required(spec: RopeSpec, target: Target) -> Iterator[Hit]:
                   spec.hf.path(spec.hf.raw_block_key or K.ROPE_SCALING, keys[0]))
 
 
+# The methods whose transformers 5.24 frequency function multiplies a head_dim that may be None.
+_HEAD_DIM_MULTIPLIED = ("dynamic", "yarn", "longrope")
+
+
 @rule("RD114", "scaling-without-head-dim", "error")
 def scaling_without_head_dim(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     """
     ## What it does
-    Reports RoPE scaling on a model whose transformers config class leaves `head_dim` unset
-    (Mixtral) when the file does not set it.
+    Reports dynamic, YaRN or LongRoPE scaling on a model whose transformers config class leaves
+    `head_dim` unset (Mixtral, HunYuan, MiniMax, Ministral: `head_dim_none` in the generated family
+    records) when the file does not set it.
 
     ## Why it matters
-    transformers 5.23's scaled RoPE functions (linear, dynamic, yarn, longrope, llama3) read
+    transformers 5.24's dynamic, yarn and longrope functions read
     `getattr(config, "head_dim", hidden_size // num_attention_heads)`, which returns the class's
     `None`, and fail with `TypeError: unsupported operand type(s) for *: 'NoneType' and 'float'`
-    when the model is built. Unscaled RoPE uses another code path and works.
+    when the model is built. Unscaled, linear, llama3 and proportional RoPE read
+    `head_dim or hidden_size // num_attention_heads` and work.
 
     ## Example
     ```json
@@ -448,8 +455,9 @@ def scaling_without_head_dim(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     ## Fix
     Add `"head_dim": 128` (hidden_size / num_attention_heads); `ropedoctor fix` does.
     """
-    if spec.hf is None or spec.method in ("default", "none") or not family_of(spec.model_type).needs_explicit_head_dim:
+    family = family_of(spec.model_type)
+    if spec.hf is None or spec.method not in _HEAD_DIM_MULTIPLIED or not family.needs_explicit_head_dim:
         return
-    if spec.hf.text.get(K.HEAD_DIM) is None:
+    if all(spec.hf.text.get(key) is None for key in family.head_dim_keys):
         yield Hit(f"{spec.method} scaling without head_dim: transformers 5 fails with TypeError when it builds the "
                   f"{spec.model_type} model; add 'head_dim: {spec.head_dim}'", spec.hf.path(K.HEAD_DIM))

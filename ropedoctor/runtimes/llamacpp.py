@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ropedoctor import rope_math
-from ropedoctor.families import GGUF_ARCH_OF
+from ropedoctor.families import GGUF_ARCH_OF, family_of
 from ropedoctor.runtimes.base import Emission, FlagRequest
 from ropedoctor.spec import RopeSpec
 
@@ -39,7 +39,7 @@ def baked(spec: RopeSpec) -> Baked:
     else:
         arch = GGUF_ARCH_OF.get(spec.model_type or "", spec.model_type or "llama")
         # the NomicBert converter writes the trained length, not n_positions
-        context = (spec.original_context if spec.model_type == "nomic_bert" else spec.context) or 0
+        context = (spec.original_context if family_of(spec.model_type).keyed_to_trained_length else spec.context) or 0
     method = spec.method if spec.method in ("linear", "yarn", "llama3", "longrope") else "default"
     factor = (spec.factor or 1.0) if method in ("linear", "yarn") else 1.0
     return Baked(arch, method, spec.theta or 10_000.0, factor, spec.original_context or context, context)
@@ -99,7 +99,10 @@ def deviation(request: FlagRequest, gguf: Baked, flags: RopeFlags) -> float | No
     if not want.has_rope or not want.rotary_dim or want.theta is None:
         return None
     lengths = {request.ctx, want.dynamic_length or request.ctx, want.original_context or request.ctx}
-    return max(_deviation_at(request, gguf, flags, length) for length in lengths)
+    try:
+        return max(_deviation_at(request, gguf, flags, length) for length in lengths)
+    except rope_math.NoFrequencies:  # a method without a formula (axial, dual-chunk): nothing to compare
+        return None
 
 
 def _deviation_at(request: FlagRequest, gguf: Baked, flags: RopeFlags, length: int) -> float:
@@ -173,7 +176,7 @@ def emit(request: FlagRequest) -> list[Emission]:
             "the model card's `-c 8192 -np 4 --rope-scaling yarn --rope-freq-scale .75` serves less on llama-server: "
             "-np 4 splits -c into 4 slots of 2048, and current builds' YaRN autoscale caps a slot at "
             f"{gguf.original}/0.75 = {int(gguf.original / 0.75)} (llama-embedding has neither limit); these flags give "
-            f"{request.parallel} slot(s) of {request.ctx} (--parallel N for more)")
+            f"{request.parallel} slot{'' if request.parallel == 1 else 's'} of {request.ctx} (--parallel N for more)")
     out = [server]
     if request.non_causal:
         argv = ["-c", str(request.ctx), "-b", str(request.ctx), "-ub", str(request.ctx), *flags.argv]

@@ -10,10 +10,12 @@ from typing import Any
 
 from ropedoctor import gguf_keys as G
 from ropedoctor.errors import InputError
+from ropedoctor.model import methods
 from ropedoctor.plan import Plan
 from ropedoctor.writers.gguf import KVChange
 
-_GGUF_METHODS = {"default": "none", "linear": "linear", "yarn": "yarn"}
+# method -> the rope.scaling.type that carries it (the method table's GGUF carrier, model/methods.py)
+_GGUF_METHODS = {m.name: m.gguf for m in methods.METHODS.values() if m.gguf in ("none", "linear", "yarn")}
 
 
 def gguf_changes(plan: Plan) -> list[KVChange]:

@@ -59,9 +59,9 @@ def _v4_block(block: dict[str, Any] | None, raw: dict[str, Any] | None, model_ty
     """The rope_scaling value for transformers 4.x (None = null)."""
     if block is None:
         return None
-    if model_type == "phi3":  # exactly three keys, legacy name
-        return {K.LEGACY_TYPE: block[K.ROPE_TYPE], K.SHORT_FACTOR: block.get(K.SHORT_FACTOR),
-                K.LONG_FACTOR: block.get(K.LONG_FACTOR)}
+    exact = family_of(model_type).v4_block_keys
+    if exact:  # Phi-3: exactly these keys, the method under the legacy name
+        return {key: block[K.ROPE_TYPE] if key == K.LEGACY_TYPE else block.get(key) for key in exact}
     if raw is not None and K.LEGACY_TYPE in raw:
         return {K.LEGACY_TYPE: block[K.ROPE_TYPE], **block}  # keep the legacy key, agreeing
     return block
