@@ -179,3 +179,8 @@ def test_no_model_type_branches_outside_family_records() -> None:
                  for path in sorted(root.rglob("*.py")) if path not in allowed and root / "sources" not in path.parents
                  for number, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert offenders == []
+
+
+def test_methods_page_is_current() -> None:
+    page = Path(__file__).resolve().parent.parent / "docs" / "methods.md"
+    assert page.read_text() == methods.markdown_table(), "docs/methods.md is stale: regenerate it (see its header)"

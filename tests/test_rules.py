@@ -77,6 +77,10 @@ TRIGGERS: dict[str, tuple[dict[str, Any], int | None, str]] = {
     "RD120": ({"model_type": "internlm2", "hidden_size": 4096, "num_attention_heads": 32,
                "max_position_embeddings": 32768, "rope_scaling": {"type": "dynamic", "factor": 2}}, None,
               "rope_scaling"),
+    "RD230": ({"model_type": "qwen2", "hidden_size": 3584, "num_attention_heads": 28, "rope_theta": 10000000.0,
+               "max_position_embeddings": 1010000, "dual_chunk_attention_config": {
+                   "chunk_size": 262144, "local_size": 8192, "original_max_position_embeddings": 262144}}, None,
+              "dual_chunk_attention_config"),
     "RD201": (llama(rope_scaling={"type": "linear", "rope_type": "dynamic", "factor": 2.0}), None, "rope_scaling.type"),
     "RD202": (llama(rope_scaling={"rope_type": "linear", "factor": 2.0},
                     rope_parameters={"rope_type": "linear", "factor": 4.0, "rope_theta": 500000.0}), None,

@@ -138,3 +138,22 @@ def has_original_in_block(name: object) -> bool:
 
 # The methods transformers validates, for rules about block keys.
 TRANSFORMERS_METHODS = tuple(m.name for m in METHODS.values() if m.transformers)
+
+
+def markdown_table() -> str:
+    """docs/methods.md: the table as a page (tests/test_methods.py keeps the page in step with the code)."""
+    lines = [
+        "# RoPE methods", "",
+        "Generated from `ropedoctor/model/methods.py`, the one table every command reads "
+        "(`python -c \"from ropedoctor.model.methods import markdown_table; print(markdown_table(), end='')\" "
+        "> docs/methods.md`).", "",
+        "| method | what it is | block keys (required; optional) | transformers | GGUF | `fix --type` | aliases |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for m in METHODS.values():
+        keys = ", ".join(sorted(m.required)) + ("; " + ", ".join(sorted(m.optional)) if m.optional else "")
+        gguf = {"none": "plain", "base": "as a larger freq_base", "tensor": "converter-made tensors",
+                None: "cannot"}.get(m.gguf, f"`rope.scaling.type` {m.gguf}")
+        lines.append(f"| `{m.name}` | {m.summary} | {keys or '-'} | {'yes' if m.transformers else 'no'} | {gguf} | "
+                     f"{m.fix_type or '-'} | {', '.join(m.aliases) or '-'} |")
+    return "\n".join(lines) + "\n"

@@ -4,6 +4,7 @@ from ropedoctor.rules import (  # noqa: F401  (registers)
     classes,
     compare,
     context,
+    dual_chunk,
     gguf,
     portability,
     positions,
