@@ -107,6 +107,10 @@ LOCAL_ROPE_THETA = "local_rope_theta"  # ModernBERT
 QK_ROPE_HEAD_DIM = "qk_rope_head_dim"  # DeepSeek-V2/V3, MiniCPM3 (MLA)
 ALIBI = "alibi"  # Falcon
 MODEL_MAX_LENGTH = "model_max_length"  # Baichuan
+# Written by `fix --type ntk` beside the grown rope_theta: the base and length the model was trained with, so a later
+# plan starts from them (transformers keeps an unknown top-level key as a plain attribute and ignores it).
+STATIC_NTK_RECORD = "ropedoctor_static_ntk"
+RECORD_TRAINED_CONTEXT = "trained_context"
 
 # Every key that can carry a scaling factor or length; used to tell RoPE configs apart.
 ROPE_EVIDENCE_KEYS = frozenset(

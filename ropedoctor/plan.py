@@ -19,13 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from ropedoctor import hf_keys as K
 from ropedoctor import rope_math
 from ropedoctor.errors import InputError
 from ropedoctor.families import family_of
 from ropedoctor.fmt import number
 from ropedoctor.model import methods
 from ropedoctor.model.methods import FIX_TYPES, FixType
-from ropedoctor.spec import RopeSpec
+from ropedoctor.spec import RopeSpec, json_int, json_number
 
 PlanType = FixType
 PLAN_TYPES: tuple[PlanType, ...] = FIX_TYPES
@@ -100,8 +101,34 @@ class Plan:
         return self.before != self.after
 
 
+def static_ntk_record(spec: RopeSpec) -> tuple[float, int] | None:
+    """(trained base, trained length) that an earlier `fix --type ntk` recorded in this file, if any."""
+    record = spec.hf.text.get(K.STATIC_NTK_RECORD) if spec.hf else None
+    if not isinstance(record, dict) or spec.method != "default":
+        return None
+    theta, trained = json_number(record.get(K.ROPE_THETA)), json_int(record.get(K.RECORD_TRAINED_CONTEXT))
+    if theta is None or theta <= 0 or trained is None or trained <= 0:
+        return None
+    return theta, trained
+
+
 def plan(spec: RopeSpec, target: Target) -> Plan:
-    """The corrected spec and why; InputError when the target cannot be met."""
+    """The corrected spec and why; InputError when the target cannot be met.
+
+    A file whose base an earlier `fix --type ntk` grew is planned from its recorded trained base and length
+    (so NTK twice does not compound), unless it already serves what is asked.
+    """
+    record = static_ntk_record(spec)
+    served = spec.served_context() or 0
+    if record is None or (target.method is None and target.ctx is not None and target.ctx <= served):
+        return _plan(spec, target)
+    theta, trained = record
+    inner = _plan(replace(spec, theta=theta, original_context=trained), target)
+    return Plan(spec, inner.after, [*inner.reasons, f"planned from the trained base {number(theta)} and length "
+                                                    f"{trained} an earlier `fix --type ntk` recorded"])
+
+
+def _plan(spec: RopeSpec, target: Target) -> Plan:
     if target.ctx is None and target.method is None:
         raise InputError(spec.source, "nothing to plan: give --ctx N, or --type T with --factor F or --ctx N")
     if not spec.has_rope:
@@ -170,8 +197,10 @@ def _explicit(spec: RopeSpec, target: Target, original: int) -> Plan:
     if method == "ntk":
         if not spec.theta or not spec.rotary_dim or spec.rotary_dim <= 2:
             raise InputError(spec.source, "a static NTK base needs rope_theta and the rotary dimension")
-        # six significant digits: a written base of 20444971.216243107 claims a precision nobody trained for
-        theta = float(f"{rope_math.ntk_scaled_base(spec.theta, factor, spec.rotary_dim):.6g}")
+        # rounded as fmt.number shows it (a whole number from 100000, else six significant digits): a written base
+        # of 20444971.216243107 claims a precision nobody trained for, and text output and file then agree
+        exact = rope_math.ntk_scaled_base(spec.theta, factor, spec.rotary_dim)
+        theta = float(round(exact)) if exact >= 1e5 else float(f"{exact:.6g}")
         after = replace(spec, method="default", theta=theta, factor=None, original_context=int(original * factor),
                         context=int(original * factor), attention_factor=None)
         return Plan(spec, after, [

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from ropedoctor import hf_keys as K
 from ropedoctor.errors import InputError
 from ropedoctor.families import MIN_PLAUSIBLE_TRAINED_LENGTH, family_of
-from ropedoctor.plan import Plan, method_refusal
+from ropedoctor.plan import Plan, method_refusal, static_ntk_record
 from ropedoctor.spec import RopeSpec
 from ropedoctor.writers.hf_config import DELETE, Change
 
@@ -79,8 +79,10 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
         if why_not is not None:
             raise InputError(before.source, why_not)
     text = layout.text
-    prefix: tuple[str, ...] = (K.TEXT_CONFIG,) if layout.prefix else ()
+    # where the reader found the text config: text_config, thinker_config.text_config, decoder, ...
+    prefix: tuple[str, ...] = tuple(layout.prefix.rstrip(".").split(".")) if layout.prefix else ()
     wanted: dict[str, Any] = {}  # top-level key of the text config -> value (DELETE to remove)
+    _record_static_ntk(before, after, text, wanted)
 
     if after.context != before.context and after.context is not None:
         context_key = before.where("context", K.MAX_POSITIONS).removeprefix(layout.prefix)
@@ -156,6 +158,16 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
             if key in text:
                 wanted[key] = DELETE
     return _changes(text, prefix, wanted)
+
+
+def _record_static_ntk(before: RopeSpec, after: RopeSpec, text: dict[str, Any], wanted: dict[str, Any]) -> None:
+    """A static NTK base keeps the trained base and length beside it (issue 16: the file must still say what the
+    model was trained with); any other result drops a stale record."""
+    if after.method == "default" and after.theta is not None and after.theta != before.theta:
+        theta, trained = static_ntk_record(before) or (before.theta, before.original_context or before.context)
+        wanted[K.STATIC_NTK_RECORD] = {K.ROPE_THETA: theta, K.RECORD_TRAINED_CONTEXT: trained}
+    elif K.STATIC_NTK_RECORD in text and (after.method != "default" or after.theta != before.theta):
+        wanted[K.STATIC_NTK_RECORD] = DELETE
 
 
 def nomic_parameters(text: dict[str, Any], after: RopeSpec) -> dict[str, Any]:
