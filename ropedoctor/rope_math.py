@@ -10,6 +10,7 @@ import math
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ropedoctor.errors import InputError
 from ropedoctor.model import methods
 
 if TYPE_CHECKING:
@@ -132,17 +133,18 @@ def longrope_attention_factor(factor: float, original: int) -> float:
     return 1.0 if factor <= 1 else math.sqrt(1 + math.log(factor) / math.log(original))
 
 
-class NoFrequencies(ValueError):
-    """The spec's frequencies cannot be computed: no base or rotary dimension, or a method without a formula."""
+class NoFrequencies(InputError, ValueError):
+    """The spec's frequencies cannot be computed: no base or rotary dimension, or a method without a formula. An
+    InputError: a command that needs them stops with one line for that file."""
 
 
 def spec_inv_freq(spec: RopeSpec, seq_len: int | None = None) -> tuple[list[float], float]:
     """(inverse frequencies, attention factor) transformers 5 computes for a spec at ``seq_len`` tokens."""
     if spec.theta is None or not spec.rotary_dim:
-        raise NoFrequencies(f"{spec.source}: no base or rotary dimension")
+        raise NoFrequencies(spec.source, "no usable RoPE base or rotary dimension")
     compute = INV_FREQ.get(methods.canonical(spec.method) or "")
     if compute is None:
-        raise NoFrequencies(f"{spec.source}: no frequencies for the method {methods.label(spec.method)}")
+        raise NoFrequencies(spec.source, f"no frequencies for the method {methods.label(spec.method)}")
     return compute(spec, seq_len)
 
 
@@ -219,6 +221,7 @@ INV_FREQ: dict[str, Callable[[RopeSpec, int | None], tuple[list[float], float]]]
     "default": _default, "linear": _linear, "dynamic": _dynamic, "yarn": _yarn, "llama3": _llama3,
     "longrope": _longrope, "proportional": _proportional, "ntk_alpha": _ntk_alpha,
     "ntk": _default,  # a static NTK spec carries its grown base as theta
+    "dual_chunk": _default,  # dual-chunk attention re-indexes positions; the frequencies are plain RoPE
 }
 
 

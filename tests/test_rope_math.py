@@ -46,7 +46,11 @@ def transformers_inv_freq(config: dict[str, Any], seq_len: int | None) -> tuple[
     rope_type = (params[layer] if layer else params)["rope_type"]
     if rope_type == "default":
         block = params[layer] if layer else params
-        head_dim = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+        try:  # per-layer configs (Gemma-4) answer head_dim only per layer type
+            sub = cfg.per_layer_config[layer] if layer else cfg
+        except (AttributeError, KeyError, ValueError):
+            sub = cfg
+        head_dim = getattr(sub, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         dim = int(head_dim * block.get("partial_rotary_factor", 1.0))
         inv = 1.0 / (block["rope_theta"] ** (torch.arange(0, dim, 2, dtype=torch.float64) / dim))
         return inv.tolist(), 1.0

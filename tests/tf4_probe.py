@@ -30,7 +30,7 @@ def probe(folder: str) -> None:
     logger.addHandler(handler)
     out: dict[str, Any] = {"folder": folder, "raised": None}
     try:
-        config = AutoConfig.from_pretrained(folder)
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=False)  # no interactive prompt
         text = config.get_text_config()
         out.update(rope_theta=getattr(text, "rope_theta", None), rope_scaling=getattr(text, "rope_scaling", None),
                    max_position_embeddings=getattr(text, "max_position_embeddings", None))

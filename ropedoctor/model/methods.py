@@ -97,7 +97,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            "grid; no text length to scale.", _k(_TYPE), _k(_THETA), frequencies=False),
     Method("dual_chunk", "dual-chunk attention", "Qwen2.5-1M: attention in chunks with intra/inter-chunk "
            "positions (dual_chunk_attention_config); vLLM runs it, transformers and llama.cpp run plain RoPE.",
-           transformers=False, frequencies=False),
+           transformers=False),  # its RoPE frequencies are plain; DCA changes the positions, not the base
 )}
 
 # Family-independent spellings; family-specific legacy names (Phi-3's "su", Qwen2-VL's "mrope") stay in

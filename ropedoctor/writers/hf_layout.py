@@ -135,6 +135,7 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
         _layered(text, block, after, chosen, wanted)
         return _changes(text, prefix, wanted)
     raw = layout.raw_block
+    block = _with_model_keys(block, raw, after.model_type)
     if chosen in ("v4", "both"):
         implicit = theta_key not in text and after.theta == family.default_theta  # absent means the default
         if after.theta is not None and (after.theta != before.theta or theta_key not in text) and not implicit:
@@ -158,6 +159,17 @@ def config_changes(plan: Plan, style: Style = "keep") -> list[Change]:
             if key in text:
                 wanted[key] = DELETE
     return _changes(text, prefix, wanted)
+
+
+def _with_model_keys(block: dict[str, Any] | None, raw: dict[str, Any] | None,
+                     model_type: str | None) -> dict[str, Any] | None:
+    """The new block, carrying the model-specific keys of the old one (M-RoPE's mrope_section and
+    mrope_interleaved): the model needs them whatever the scaling, and a default block keeps them too."""
+    own = K.for_model(K.VALIDATION_IGNORED_KEYS, model_type, frozenset()) - {K.MAX_POSITIONS}
+    carried = {key: value for key, value in (raw or {}).items() if key in own}
+    if not carried:
+        return block
+    return {**(block or {K.ROPE_TYPE: "default"}), **carried}
 
 
 def _record_static_ntk(before: RopeSpec, after: RopeSpec, text: dict[str, Any], wanted: dict[str, Any]) -> None:
