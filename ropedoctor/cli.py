@@ -228,7 +228,7 @@ def flags(
     """
     from ropedoctor.commands import run_flags
 
-    raise typer.Exit(run_flags(path, ctx, runtime or ["all"], runtime_version, parallel, embedding,
+    raise typer.Exit(run_flags(path, ctx, runtime or [], runtime_version, parallel, embedding,
                                method.value if method else None, factor, output.value, quiet))
 
 
@@ -307,7 +307,7 @@ def smoke(
     path: Annotated[str, typer.Argument(help="A model folder (config.json + safetensors) or a .gguf (default: .).")]
     = ".",
     ctx: CtxRequired = ...,  # type: ignore[assignment]
-    backend: Annotated[SmokeBackend, typer.Option("--backend", help="transformers or llama.cpp.")]
+    backend: Annotated[SmokeBackend, typer.Option("--backend", case_sensitive=False, help="transformers or llama.cpp.")]
     = SmokeBackend.transformers,
     device: Annotated[SmokeDevice, typer.Option("--device", help="auto (cuda when present), cpu or cuda.")]
     = SmokeDevice.auto,

@@ -117,6 +117,12 @@ class Family:
     # False when the class has no global head_dim for validate_rope's odd-head_dim check (Qwen3-Omni text,
     # heterogeneous configs): an odd head then builds (ceil(dim / 2) frequencies).
     checks_odd_head_dim: bool = True
+    # transformers 4.x (the 4.57 the generator compared): whether it has the type at all, and its default
+    # rope_theta where that differs from 5.x's default_theta (Qwen3-VL: 5e6 in 4.57, 5e5 in 5.x).
+    in_v4: bool = True
+    v4_theta: float | None = None
+    # 4.x's rotary module reads rope_scaling unguarded (Qwen3-VL's mrope_section): a v5-only file cannot build.
+    v4_needs_scaling: bool = False
 
 
 _LEGACY = LegacyValidator()
@@ -260,11 +266,23 @@ def _family_of(model_type: str) -> Family:
 
 
 @functools.cache
+def _hf_families() -> dict[str, Any]:
+    path = Path(__file__).resolve().parent / "model" / "hf_families.json"
+    return json.loads(path.read_text(encoding="utf-8"))  # type: ignore[no-any-return]
+
+
 def hf_records() -> dict[str, dict[str, Any]]:
     """model/hf_families.json's records by model_type (read once, on the first family lookup)."""
-    path = Path(__file__).resolve().parent / "model" / "hf_families.json"
-    doc = json.loads(path.read_text(encoding="utf-8"))
-    return doc["types"]  # type: ignore[no-any-return]
+    return _hf_families()["types"]  # type: ignore[no-any-return]
+
+
+def type_of_architecture(architectures: object) -> str | None:
+    """The transformers model_type whose class a config's ``architectures`` names (remote code that reuses a
+    native class: Kimi-K2's DeepseekV3ForCausalLM), or None."""
+    if not isinstance(architectures, list):
+        return None
+    known: dict[str, str] = _hf_families()["architectures"]
+    return next((known[name] for name in architectures if isinstance(name, str) and name in known), None)
 
 
 def _learnt(record: dict[str, Any]) -> dict[str, Any]:
@@ -288,11 +306,27 @@ def _learnt(record: dict[str, Any]) -> dict[str, Any]:
         "legacy_scaling": record.get("legacy_scaling", "ok"),
         "rotary_scale": float(record.get("rotary_scale", 1.0)),
         "checks_odd_head_dim": not record.get("head_dim_unchecked"),
+        "in_v4": record.get("v4", True) is not False,
+        "v4_theta": record.get("v4_theta"),
+        "v4_needs_scaling": bool(record.get("v4_needs_scaling")),
     }
+
+
+def _layered(record: dict[str, Any]) -> dict[str, Any]:
+    """A class whose default rope_parameters is nested by full/sliding attention (OLMo-3, Gemma-3n, Gemma-4):
+    read like Gemma-3 (a legacy block merges into full attention only; per-layer YaRN stays per layer)."""
+    block = record.get("block")
+    labels = (K.FULL_ATTENTION, K.SLIDING_ATTENTION)
+    if not isinstance(block, dict) or set(block) != set(labels) or not all(isinstance(block[k], dict) for k in labels):
+        return {}
+    local = block[K.SLIDING_ATTENTION].get(K.ROPE_THETA)
+    return {"layer_labels": labels, "default_local_theta": float(local) if isinstance(local, (int, float)) else None}
 
 
 def _completed(hand: Family, record: dict[str, Any]) -> Family:
     learnt = _learnt(record)
+    if not hand.layer_labels:
+        learnt.update(_layered(record))
     learnt["needs_explicit_head_dim"] = hand.needs_explicit_head_dim or bool(record.get("head_dim_none"))
     return replace(hand, **learnt)
 
@@ -312,11 +346,16 @@ def _from_record(record: dict[str, Any]) -> Family:
         default_block = tuple(sorted((k, v) for k, v in block.items() if k != K.ROPE_THETA))
     return Family(
         positions=positions, default_theta=float(record.get("theta", 10_000.0)),
-        default_local_theta=record.get("local_theta"), theta_keys=keys(K.ROPE_THETA),
+        theta_keys=keys(K.ROPE_THETA),
         default_partial_rotary=record.get("partial"), context_keys=keys(K.MAX_POSITIONS),
-        default_context=record.get("context"), head_dim_keys=keys(K.HEAD_DIM), hidden_size_keys=keys(K.HIDDEN_SIZE),
+        default_context=record.get("context"),
+        # a key the class copies into head_dim whatever the file says (MLA's qk_rope_head_dim) comes first
+        head_dim_keys=tuple(dict.fromkeys((*((record["head_dim_key"],) if record.get("head_dim_key") else ()),
+                                           *keys(K.HEAD_DIM)))),
+        hidden_size_keys=keys(K.HIDDEN_SIZE),
         num_heads_keys=keys(K.NUM_ATTENTION_HEADS), default_block=default_block,
-        needs_explicit_head_dim=bool(record.get("head_dim_none")), **_learnt(record),
+        needs_explicit_head_dim=bool(record.get("head_dim_none")),
+        **{"default_local_theta": record.get("local_theta"), **_learnt(record), **_layered(record)},
     )
 
 
@@ -330,6 +369,9 @@ class GgufArch:
     usual_base: float | None = None
     # llama.cpp refuses rope.dimension_count != head size ("invalid n_rot") for these.
     rotary_must_equal_head: bool = False
+    # block counts at which llama.cpp builds this architecture with ALiBi and no RoPE (Baichuan-13B: 40 layers
+    # load as LLM_TYPE_13B, whose graph adds no rope and sets max_alibi_bias 8)
+    alibi_block_counts: tuple[int, ...] = ()
 
 
 GGUF_ARCHS: dict[str, GgufArch] = {
@@ -357,6 +399,7 @@ GGUF_ARCHS: dict[str, GgufArch] = {
     "starcoder": GgufArch(positions="absolute"),
     "jina-bert-v2": GgufArch(positions="alibi", causal=False),
     "bloom": GgufArch(positions="alibi"),
+    "baichuan": GgufArch(alibi_block_counts=(40,)),
     "mpt": GgufArch(positions="alibi"),
     "refact": GgufArch(positions="alibi"),
 }

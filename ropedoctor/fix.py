@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,14 +39,40 @@ class FixError(Exception):
         self.lines = lines
 
 
-def fix_path(path: str, options: FixOptions) -> FixOutcome:
+def _target_file(path: str) -> Path:
+    """The one local file fix works on: a folder's config.json, or its only GGUF."""
+    from ropedoctor.check import missing_local
+
     files = resolve(path)
     if not files:
-        raise InputError(path, "no such file or directory (fix writes local files only)")
+        raise InputError(path, missing_local(path) or "no such local path (fix writes local files only)")
     configs = [f for f in files if not f.name.endswith(GGUF_SUFFIX)]
-    target = configs[0] if configs else files[0]
     if not configs and len(files) > 1:
         raise InputError(path, f"holds several GGUF files ({', '.join(f.name for f in files)}); name one")
+    return configs[0] if configs else files[0]
+
+
+def out_destination(out: str, target: Path) -> Path:
+    """Where ``--out`` writes: a folder (one that exists, a name ending in ``/``, or a name without a file suffix)
+    gets the input's own file name (DIR/config.json); missing folders on the way are created."""
+    destination = Path(out)
+    as_folder = destination.is_dir() or out.endswith(("/", os.sep)) or (
+        not destination.exists() and destination.suffix.lower() not in (".json", GGUF_SUFFIX))
+    if as_folder:
+        destination = destination / target.name
+    try:
+        destination.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(out, f"cannot create the folder {destination.parent}: {exc.strerror or exc}") from None
+    return destination
+
+
+def fix_path(path: str, options: FixOptions) -> FixOutcome:
+    from dataclasses import replace
+
+    target = _target_file(path)
+    if options.mode == "out" and options.out:
+        options = replace(options, out=str(out_destination(options.out, target)))
     fix = _fix_gguf if target.name.endswith(GGUF_SUFFIX) else _fix_config
     if options.mode == "dry-run":
         return fix(target, options)
@@ -55,6 +82,19 @@ def fix_path(path: str, options: FixOptions) -> FixOutcome:
     written = Path(options.out) if options.mode == "out" and options.out else target
     with writing(Path(os.path.realpath(written)) if options.follow_symlinks else written):
         return fix(target, options)
+
+
+def _rule_target(path: Path, options: FixOptions) -> Target:
+    """The rules fix reports: the selection `check` would use for this file (its config file's, RD209 off)."""
+    from ropedoctor.settings import load_settings
+
+    return Target(ctx=options.target.ctx, select=load_settings([str(path)]).selected)
+
+
+def _warn_scaling(spec: RopeSpec, options: FixOptions) -> None:
+    from ropedoctor.commands import warn_past_sane_scaling
+
+    warn_past_sane_scaling(spec, options.target.ctx, options.target.factor)
 
 
 # The target itself: a result that still cannot serve --ctx is a failed fix, even if the input could not either.
@@ -73,7 +113,7 @@ def _report(spec: RopeSpec, the_plan: Plan, changes: list[dict[str, Any]], findi
             "findings": [render.finding_json(f) for f in findings]}
 
 
-def _lines(doc: dict[str, Any], findings: list[Finding], extra: list[Line]) -> list[Line]:
+def _lines(doc: dict[str, Any], findings: list[Finding], extra: list[Line], dry_run: bool = False) -> list[Line]:
     lines: list[Line] = [[(doc["source"], "bold")]]
     lines += [[("  " + reason, "")] for reason in doc["reasons"]]
     for change in doc["changes"]:
@@ -86,6 +126,12 @@ def _lines(doc: dict[str, Any], findings: list[Finding], extra: list[Line]) -> l
     if doc["written"]:
         lines.append([("wrote ", ""), (doc["written"], "bold")] + ([(f" (backup {doc['backup']})", "dim")]
                                                                    if doc["backup"] else []))
+        if doc["backup"]:
+            lines.append([("undo: ", "dim"), (f"ropedoctor fix --restore {shlex.quote(doc['written'])}", "")])
+    elif dry_run:
+        lines.append([("dry run: nothing written", "dim")])
+    else:
+        lines.append([("nothing written: the file already says this", "green")])
     return lines
 
 
@@ -123,8 +169,9 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
     planned = plan_config(path, options.target, options.style)
     data, text, the_plan, edits, new_text = planned.data, planned.text, planned.plan, planned.edits, planned.new_text
     spec = the_plan.before
+    _warn_scaling(spec, options)
     new_spec = spec_from_config(json.loads(new_text.removeprefix("\ufeff")), str(path))
-    rule_target = Target(ctx=options.target.ctx)
+    rule_target = _rule_target(path, options)
     after = run_rules(new_spec, rule_target)
     changes = [{"location": ".".join(e.path), "old": _get(data, e.path),
                 "new": None if e.value is DELETE else e.value} for e in edits]
@@ -138,7 +185,7 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
     backup: Path | None = None
     extra: list[Line] = []
     if options.mode == "dry-run" or (not edits and options.mode != "out"):
-        extra = [[(line, _diff_style(line))] for line in unified_diff(text, new_text, path.name).splitlines()]
+        extra = [[(line, _diff_style(line) + " nowrap")] for line in unified_diff(text, new_text, path.name).splitlines()]
     else:
         destination = Path(options.out) if options.mode == "out" and options.out else path
         if options.mode == "in-place" and options.backup:
@@ -146,7 +193,7 @@ def _fix_config(path: Path, options: FixOptions) -> FixOutcome:
         write_atomic(destination, new_text.encode(), backup=backup, follow_symlinks=options.follow_symlinks)
         written = str(destination)
     doc = _report(new_spec, the_plan, changes, after, written, str(backup) if backup else None)
-    return FixOutcome(doc, _lines(doc, after, extra))
+    return FixOutcome(doc, _lines(doc, after, extra, options.mode == "dry-run"))
 
 
 def _get(data: dict[str, Any], path: tuple[str, ...]) -> Any:
@@ -169,25 +216,41 @@ def _diff_style(line: str) -> str:
 def _fix_gguf(path: Path, options: FixOptions) -> FixOutcome:
     from ropedoctor.sources.gguf_header import check_shards, read_gguf
     from ropedoctor.sources.gguf_source import spec_from_header
-    from ropedoctor.writers.gguf import edit_in_place, override_kv_args, plan_edit, rewrite
+    from ropedoctor.writers.gguf import (
+        GGUFEdit,
+        edit_in_place,
+        link_backup,
+        override_kv_args,
+        plan_edit,
+        preview,
+        rewrite,
+        rewrite_backup,
+        stale_backup_link,
+    )
     from ropedoctor.writers.gguf_layout import gguf_changes
 
     check_shards(path)
     header = read_gguf(path)
     spec = spec_from_header(header)
     the_plan = plan(spec, options.target)
+    _warn_scaling(spec, options)
     edits = gguf_changes(the_plan)
     edit = plan_edit(header, edits)
+    if edit.mode == "in-place" and (options.mode != "out" or not options.out) and stale_backup_link(path):
+        # an interrupted rewrite left <file>.bak as this very file: an in-place edit would change it too
+        edit = GGUFEdit("rewrite", edit.changes, f"{rewrite_backup(path).name} is this file (a hard link an "
+                                                 "interrupted rewrite left); a rewrite keeps it the original")
     changes = [{"location": e.key, "old": header.kv[e.key].value if e.key in header.kv else None, "new": e.value}
                for e in edits]
     try:
         overrides = override_kv_args(edits)
     except ValueError:
         overrides = []
-    extra: list[Line] = [[(f"  write mode: {edit.mode}", "dim")]]
+    extra: list[Line] = [[(f"  write mode: {edit.mode}", "dim")]] if edits else []
     if overrides:
         extra.append([("  or leave the file as it is and load it with: ", ""),
                       (" ".join(f"--override-kv {arg}" for arg in overrides), "bold")])
+    notes: list[str] = []
     written: str | None = None
     backup: str | None = None
     if options.mode != "dry-run" and edits:
@@ -201,33 +264,21 @@ def _fix_gguf(path: Path, options: FixOptions) -> FixOutcome:
             backup = str(backup_path) if backup_path else None
         else:
             if destination == path and options.backup:
-                backup_path = path.with_name(path.name + ".bak")
-                if _same_file(backup_path, path):
-                    pass  # the link a run killed before its rename left: the original is still both files
-                elif backup_path.exists():
-                    raise InputError(str(backup_path), "backup already exists; remove it or use --no-backup")
-                else:
-                    try:
-                        os.link(path, backup_path)  # the old file stays behind the new name, at no copy cost
-                    except OSError as exc:
-                        raise InputError(str(backup_path), f"cannot make the backup: {exc.strerror or exc}") from None
-                backup = str(backup_path)
-            rewrite(path, header, edits, destination, progress=_progress_callback())
+                backup = str(link_backup(path))  # the old file stays behind the new name, at no copy cost
+            notes += rewrite(path, header, edits, destination, progress=_progress_callback())
+            extra += [[(f"  note: {note}", "yellow")] for note in notes]
         written = str(destination)
-    new_spec = spec_from_header(read_gguf(Path(written))) if written else the_plan.after
-    rule_target = Target(ctx=options.target.ctx)
+    # a dry run checks the header the write would give (values as the file will hold them), so that it
+    # predicts the findings and exit code of the write exactly
+    predicted = spec_from_header(preview(header, edits)) if edits else the_plan.after
+    new_spec = spec_from_header(read_gguf(Path(written))) if written else predicted
+    rule_target = _rule_target(path, options)
     after = run_rules(new_spec, rule_target)
     doc = _report(new_spec, the_plan, changes, after, written, backup)
     doc["mode"] = edit.mode
     doc["override_kv"] = overrides
-    return FixOutcome(doc, _lines(doc, after, extra))
-
-
-def _same_file(left: Path, right: Path) -> bool:
-    try:
-        return os.path.samestat(os.stat(left, follow_symlinks=False), os.stat(right))
-    except OSError:
-        return False
+    doc["notes"] = notes  # what the write could not keep (an owner only root may restore)
+    return FixOutcome(doc, _lines(doc, after, extra, options.mode == "dry-run"))
 
 
 def _progress_callback() -> Any:
@@ -248,3 +299,32 @@ def _progress_callback() -> Any:
             bar.stop()
 
     return update
+
+
+# --- undo ----------------------------------------------------------------------------------------------
+def backup_of(path: Path) -> Path | None:
+    """The backup a fix left beside ``path``: the old header bytes of a GGUF edited in place, else ``PATH.bak``."""
+    for candidate in (path.with_name(path.name + ".ropedoctor-header.json"), path.with_name(path.name + ".bak")):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def restore(path: str) -> tuple[Path, Path]:
+    """Put back what the last fix of ``path`` (a file, or a folder's config.json or only GGUF) overwrote; the
+    backup is consumed. (restored file, backup used); InputError when there is none."""
+    from ropedoctor.writers.gguf import undo_in_place
+
+    target = _target_file(path)
+    backup = backup_of(target)
+    if backup is None:
+        raise InputError(str(target), f"no backup to restore ({target.name}.bak or "
+                                      f"{target.name}.ropedoctor-header.json); fix keeps one unless --no-backup")
+    if backup.name.endswith(".ropedoctor-header.json"):
+        undo_in_place(target, backup)
+        return target, backup
+    try:
+        os.replace(backup, target)  # atomic: the old file takes its name back
+    except OSError as exc:
+        raise InputError(str(target), f"cannot restore from {backup}: {exc.strerror or exc}") from None
+    return target, backup

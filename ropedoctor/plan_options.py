@@ -244,6 +244,8 @@ def run_plan(path: str, ctx: int, parallel: int, kv_dtype: str, weights_dtype: s
 def _size(count: int | None) -> str:
     if count is None:
         return "-"
+    if count >= 1 << 80:  # a shape of 10^300 (a hostile hidden_size): no float holds it, no machine either
+        return f"about 10^{len(str(int(count))) - 1} B"
     for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
         if count >= scale:
             return f"{count / scale:.2f} {unit}"

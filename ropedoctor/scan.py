@@ -33,4 +33,10 @@ def _cache_snapshots() -> list[Path]:
         info = scan_cache_dir()
     except CacheNotFound as error:
         raise InputError("--hf-cache", f"no Hugging Face cache at {error.cache_dir}") from None
+    except (OSError, ValueError) as error:  # HF_HUB_CACHE naming a file, an unreadable folder (issue 15)
+        from ropedoctor.sources.hub import hub_cache_dir
+
+        why = error.strerror if isinstance(error, OSError) and error.strerror else "it is not a folder"
+        raise InputError("--hf-cache", f"cannot read the Hugging Face cache {hub_cache_dir()} (HF_HUB_CACHE): "
+                                       f"{why}") from None
     return sorted(rev.snapshot_path for repo in info.repos if repo.repo_type == "model" for rev in repo.revisions)

@@ -118,6 +118,7 @@ class RopeSpec:
     long_factor: list[float] | None = None
     truncate: bool | None = None
     alpha: float | None = None  # NTK-alpha (HunYuan): a fixed base multiplier alpha^(d/(d-2))
+    nope_layers: int | None = None  # layers that skip RoPE (no_rope_layers entries 0: Llama-4, SmolLM3)
     layers: dict[str, LayerRope] = field(default_factory=dict)
     causal: bool = True
     remote_code: bool = False
@@ -148,9 +149,10 @@ class RopeSpec:
             if value is not None and value <= 0:
                 raise InputError(self.source, f"{self.where(name, name)} is {value}: a length must be positive")
         rotary = self.rotary_dim
-        if rotary is not None and rotary < 4:
-            raise InputError(self.source, f"{self.where('rotary_dim', 'the rotary dimension')} gives {rotary} "
-                                          "rotary dimensions: RoPE needs at least 4")
+        if rotary is not None and not 4 <= rotary <= 1 << 16:  # every frequency is a list item: bound the list
+            shown = str(rotary) if rotary < 10**12 else f"about 10^{len(str(rotary)) - 1}"
+            raise InputError(self.source, f"{self.where('rotary_dim', 'the rotary dimension')} gives {shown} "
+                                          "rotary dimensions: RoPE needs 4 to 65536")
 
     def where(self, name: str, fallback: str = "") -> str:
         """The key path a field came from, for a finding's location."""

@@ -16,6 +16,10 @@ from ropedoctor.cli import app
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
 
+# Text output is cut to the terminal's width (terminal.wrap; 80 columns without a terminal). The tests read whole
+# lines, so they run with a wide one; tests/test_newcomer.py and tests/test_readme.py set their own widths.
+os.environ["COLUMNS"] = "1000"
+
 
 def invoke(*args: str) -> Any:
     """The CLI in-process through typer's runner (stdout and stderr kept apart)."""

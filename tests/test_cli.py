@@ -19,7 +19,7 @@ WARNING_ONLY = str(FIXTURES / "broken" / "qwen2.5-yarn-snippet")
 def test_healthy_exits_zero_and_summarises() -> None:
     result = invoke("check", HEALTHY)
     assert result.exit_code == 0, result.output
-    assert "method default · theta 1e+06" in result.stdout
+    assert "method default · theta 1000000" in result.stdout
     assert "no findings" in result.stdout
 
 
@@ -67,7 +67,7 @@ def test_ctx_beyond_support_says_what_to_do() -> None:
     assert result.exit_code == 1
     [finding] = [f for f in json.loads(result.stdout)["results"][0]["findings"] if f["code"] == "RD301"]
     assert "16384" in finding["message"] and "4096" in finding["message"]
-    assert "linear x4" in finding["message"] and "YaRN x4" in finding["message"] and "--type ntk" in finding["message"]
+    assert "linear (PI) x4" in finding["message"] and "YaRN x4" in finding["message"] and "--type ntk" in finding["message"]
 
 
 def test_absolute_positions_cannot_be_extended() -> None:
@@ -107,7 +107,7 @@ def _bad_inputs(tmp: Path) -> list[tuple[str, str, str]]:
         (folder / "config.json").write_bytes(content)
         return str(folder)
 
-    cases.append((str(tmp / "nowhere"), "no such file or directory", "missing path"))
+    cases.append((str(tmp / "nowhere"), "no such local path", "missing path"))
     (tmp / "empty-folder").mkdir()
     cases.append((str(tmp / "empty-folder"), "no config.json or .gguf file in this folder", "folder without config.json"))
     cases.append((put("invalid", b'{"model_type": "llama",'), "invalid JSON at line 1", "invalid JSON"))

@@ -143,7 +143,9 @@ def test_quiet_check_prints_only_error_findings() -> None:
     for args in ([HEALTHY], [WARNING_ONLY]):
         assert (invoke("check", *args, "-q").exit_code, invoke("check", *args, "-q").stdout) == (0, "")
     strict = invoke("check", WARNING_ONLY, "-q", "--strict")
-    assert (strict.exit_code, strict.stdout) == (1, "")  # the exit code still counts the warnings
+    assert strict.exit_code == 1  # under --strict the warnings decide the exit code, so quiet output shows them
+    assert strict.stdout.splitlines()[0] == f"{WARNING_ONLY}/config.json (qwen2)"
+    assert [line.split()[:2] for line in strict.stdout.splitlines()[1:]] == [["warning", "RD207"]]
 
 
 def test_quiet_keeps_documents_and_stderr() -> None:

@@ -17,6 +17,9 @@ SAME_RESULT = [
     ["check", BROKEN, "--strict", "--ctx", "8192"],
     ["check", "--", BROKEN],
     ["check", str(FIXTURES / "nowhere"), QWEN],
+    ["check", BROKEN, "--ctx", "128k", "--select", "RD2,RD3", "--ignore=RD207", "--extend-ignore", "RD212"],
+    ["check", BROKEN, "--isolated", "-q", "--strict", "--extend-select", "ALL"],
+    ["check", BROKEN, "--select", "RD9"],
 ]
 
 

@@ -54,7 +54,7 @@ def test_json_overrides_always_say_rope_type_and_rope_theta() -> None:
 
 
 def test_context_flag_of_every_runtime() -> None:
-    emitted = flags(QWEN, "--ctx", "131072")
+    emitted = flags(QWEN, "--ctx", "131072", "--runtime", "all")
     assert value_after(emitted["llama.cpp"]["argv"], "-c") == "131072"
     assert value_after(emitted["vllm"]["argv"], "--max-model-len") == "131072"
     assert value_after(emitted["sglang"]["argv"], "--context-length") == "131072"
@@ -91,9 +91,10 @@ def test_llamacpp_linear_gets_the_context_override_and_slots_divide() -> None:
 
 
 def test_input_already_right_gets_only_context_flags() -> None:
-    emitted = flags(str(FIXTURES / "meta-llama-3.1-8b-instruct"), "--ctx", "65536")
-    assert emitted["llama.cpp"]["argv"] == ["-c", "65536", "-np", "1"]
-    assert emitted["vllm"]["argv"] == ["serve", "MODEL", "--max-model-len", "65536"]
+    model = str(FIXTURES / "meta-llama-3.1-8b-instruct")
+    emitted = flags(model, "--ctx", "65536", "--runtime", "all")
+    assert emitted["llama.cpp"]["argv"] == ["-m", "MODEL.gguf", "-c", "65536", "-np", "1"]
+    assert emitted["vllm"]["argv"] == ["serve", model, "--max-model-len", "65536"]
     assert emitted["llama.cpp"]["max_relative_deviation"] == 0.0
 
 

@@ -21,10 +21,12 @@ from conftest import ROOT
 sys.path.insert(0, str(ROOT))
 from fuzz.engine import CORPUS
 from fuzz.hub_target import HubTarget
+from fuzz.issue15_targets import GgufAllocTarget, GgufShrinkTarget, HubNamesTarget
 from fuzz.targets import ConfigTarget, GgufTarget, HubPathTarget
 
 TARGETS: dict[str, type[Any]] = {"config": ConfigTarget, "gguf": GgufTarget, "hub-paths": HubPathTarget,
-                                 "hub": HubTarget}
+                                 "hub": HubTarget, "hub-names": HubNamesTarget, "gguf-shrink": GgufShrinkTarget,
+                                 "gguf-alloc": GgufAllocTarget}
 _started: dict[str, Any] = {}
 
 
@@ -64,7 +66,8 @@ def test_corpus_replays_to_a_result_or_one_clean_line(targets: dict[str, Any], n
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
-@given(rng=st.randoms(use_true_random=False), name=st.sampled_from(["config", "gguf", "hub-paths"]))
+@given(rng=st.randoms(use_true_random=False),
+       name=st.sampled_from(["config", "gguf", "hub-paths", "hub-names", "gguf-shrink", "gguf-alloc"]))
 def test_generated_inputs(targets: dict[str, Any], rng: random.Random, name: str) -> None:
     target = targets[name]
     outcome = target.run(target.generate(rng))

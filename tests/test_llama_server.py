@@ -139,7 +139,8 @@ def emitted_argv(model: TinyNomic, *extra: str) -> list[str]:
     assert result.exit_code == 0, result.output
     [server] = [run for run in json.loads(result.stdout)["runtimes"] if run["command"].startswith("llama-server")]
     argv: list[str] = server["argv"]
-    return argv
+    assert argv[:2] == ["-m", "MODEL.gguf"]  # a config.json input: the GGUF to convert to is a placeholder
+    return argv[2:]  # the server below is started on the converted GGUF with its own -m
 
 
 def _vector(answer: Any) -> np.ndarray[Any, Any]:

@@ -141,8 +141,8 @@ def test_plot_from_matplotlib_image_reader(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("args", "message"), [
     ([str(FIXTURES / "gpt2")], "not RoPE: nothing to plot"),
     ([str(FIXTURES / "meta-llama-2-7b-hf"), "--ctx", "8192"], "--out must name a .png file"),
-    (["MISSING"], "no such file"),
-    ([str(FIXTURES / "phi-3.5-mini-instruct"), "--type", "linear"], "needs --factor F or --ctx N"),
+    (["MISSING"], "no such local path"),
+    ([str(FIXTURES / "meta-llama-2-7b-hf"), "--type", "linear"], "needs --factor F or --ctx N"),
 ])
 def test_bad_input_exits_2_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     args = [str(tmp_path / "missing" / "config.json") if a == "MISSING" else a for a in args]

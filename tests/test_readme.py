@@ -1,4 +1,7 @@
-"""The README's examples are real: every command in a ```console block runs and prints what is shown.
+"""The README's and docs/'s examples are real: every command in a ```console block runs and prints what is shown.
+
+The pages are README.md and every docs/*.md but the generated rule pages (docs/rules.md, whose console blocks
+show runtimes' command lines). `tools/doc_examples.py --write` rewrites stale examples and help blocks.
 
 A block runs unless the line before its fence is ``<!-- not run -->`` (the setup commands, which
 build environments); a ```text block shows a command whose output cannot be reproduced here
@@ -25,11 +28,16 @@ from pathlib import Path
 
 import pytest
 import typer
+import typer.testing
 
 from conftest import ROOT
 from ropedoctor.cli import app
 
 README = ROOT / "README.md"
+DOCS = ROOT / "docs"
+GENERATED = {"rules.md"}  # `ropedoctor rules --format markdown`; tests/test_rules.py keeps it current
+PAGES = [README, *sorted(p for p in DOCS.glob("*.md") if p.name not in GENERATED)]
+README_LIMIT = 20 * 1024  # the README is the first screen and the three tasks; everything else is a docs/ page
 CONSOLE_SCRIPT = Path(sys.executable).parent / "ropedoctor"
 NOT_RUN = "<!-- not run -->"
 ELLIPSIS = "..."
@@ -106,29 +114,100 @@ def workspace_for(tmp: Path) -> Path:
     return tmp
 
 
-ALL = examples(README.read_text())
+PAGE_EXAMPLES = {page: examples(page.read_text()) for page in PAGES}
+ALL = [e for found in PAGE_EXAMPLES.values() for e in found]
+RUNNABLE = [(page, e) for page, found in PAGE_EXAMPLES.items() for e in found if e.run]
 
 
-@pytest.mark.parametrize("example", [e for e in ALL if e.run], ids=lambda e: f"L{e.line} {e.command[:60]}")
-def test_readme_example(example: Example, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("page", "example"), RUNNABLE,
+                         ids=[f"{p.name}:L{e.line} {e.command[:60]}" for p, e in RUNNABLE])
+def test_readme_example(page: Path, example: Example, tmp_path: Path) -> None:
     actual = run_example(example.command, workspace_for(tmp_path))
     expected = _normalised(example.expected)
     assert _matches(expected, actual), (
-        f"README.md line {example.line} ({example.section}): `{example.command}` printed\n" + "\n".join(actual))
+        f"{page.relative_to(ROOT)} line {example.line} ({example.section}): `{example.command}` printed\n"
+        + "\n".join(actual) + "\n(tools/doc_examples.py --write updates it)")
 
 
-def test_every_command_has_a_console_example() -> None:
+def test_every_command_has_a_console_example_and_a_page() -> None:
     group = typer.main.get_command(app)
     assert isinstance(group, typer.core.TyperGroup)
     shown = {shlex.split(e.command)[1] for e in ALL if e.command.startswith("ropedoctor ")}
     missing = sorted(set(group.commands) - shown)
-    assert not missing, f"README.md shows no `$ ropedoctor ...` example of: {', '.join(missing)}"
+    assert not missing, f"README.md and docs/ show no `$ ropedoctor ...` example of: {', '.join(missing)}"
+    pages = {p.stem for p in DOCS.glob("*.md")}
+    assert not sorted(set(group.commands) - {"rule"} - pages), "every command has its docs/<command>.md"
 
 
 def test_setup_block_is_excluded_and_everything_else_runs() -> None:
-    skipped = [e.command for e in ALL if not e.run]
-    assert "make demo    # creates .venv, installs ropedoctor, checks a healthy and a broken bundled model" in skipped
+    skipped = [e.command for e in PAGE_EXAMPLES[README] if not e.run]
+    assert skipped[0].startswith("make demo ") and "pipx install ." in skipped and "uv tool install ." in skipped
+    assert any(c.startswith("source .venv/bin/activate") for c in skipped)
+    assert any(c.startswith("pip install .") for c in skipped)
     assert all(e.command.startswith("ropedoctor ") for e in ALL if e.run)
+
+
+def test_readme_is_a_first_screen() -> None:
+    """Under 20 KB; what it is, install and the three classic tasks come first, each task with real output; every
+    link to a page of the repository resolves (no ../shared/)."""
+    text = README.read_text()
+    assert len(text.encode()) < README_LIMIT, f"README.md is {len(text.encode())} bytes"
+    headings = [line for line in text.splitlines() if line.startswith("## ")]
+    assert headings[:2] == ["## Install", "## Three classic tasks"], headings
+    tasks = text.split("## Three classic tasks", 1)[1].split("\n## ", 1)[0]
+    for command in ("check fixtures/nomic-embed-text-v1.5", "flags fixtures/nomic-embed-text-v1.5",
+                    "fix fixtures/broken/internlm2-scaling-null --factor 2 --type dynamic",
+                    "flags fixtures/yi-1.5-34b --ctx 16384"):
+        found = [e for e in PAGE_EXAMPLES[README] if command in e.command]
+        assert found, command
+        for example in found:
+            assert example.run and len(_normalised(example.expected)) >= 2 and example.expected[0] != ELLIPSIS
+            assert example.command in tasks
+    for target in re.findall(r"\]\(([^)#]+)", text):
+        if "://" not in target:
+            assert (ROOT / target).exists(), f"README.md links to {target}, which a clone does not have"
+    assert "../shared" not in text and "docs/design.md" in text
+
+
+# --- generated help blocks ---------------------------------------------------------------------------
+
+HELP_START = re.compile(r"<!-- generated: (ropedoctor [a-z ]+ --help) -->")
+
+
+@dataclass(frozen=True)
+class HelpBlock:
+    command: str
+    first: int  # 0-based index of the first line inside the fence
+    body: list[str]
+
+
+def help_blocks(text: str) -> list[HelpBlock]:
+    """The ``<!-- generated: ropedoctor CMD --help -->`` blocks of a page: the fenced text after the marker."""
+    lines = text.splitlines()
+    blocks = []
+    for number, line in enumerate(lines):
+        marker = HELP_START.fullmatch(line.strip())
+        if marker:
+            assert lines[number + 1].startswith("```"), f"line {number + 2}: a fence follows the marker"
+            end = lines.index(lines[number + 1][:3], number + 2)
+            blocks.append(HelpBlock(marker[1], number + 2, lines[number + 2:end]))
+    return blocks
+
+
+def help_text(command: str) -> list[str]:
+    """``ropedoctor CMD --help`` as a 100-column terminal without colour shows it."""
+    argv = shlex.split(command)[1:]
+    result = typer.testing.CliRunner().invoke(app, argv, env={"COLUMNS": "100", "NO_COLOR": "1", "TERM": "dumb"},
+                                              prog_name="ropedoctor")
+    assert result.exit_code == 0, result.output
+    return _normalised(result.stdout.splitlines())
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if help_blocks(p.read_text())], ids=lambda p: p.name)
+def test_generated_help_is_current(page: Path) -> None:
+    for block in help_blocks(page.read_text()):
+        assert block.body == help_text(block.command), (
+            f"{page.name}: the help of `{block.command}` is stale; run tools/doc_examples.py --write")
 
 
 def test_matcher() -> None:
@@ -146,7 +225,7 @@ def test_matcher() -> None:
 def test_rule_families_cover_the_registry() -> None:
     from ropedoctor.rules import RULES
 
-    rules_section = README.read_text().split("\n## Rules\n", 1)[1].split("\n## ", 1)[0]
+    rules_section = README.read_text().split("\n## Rules\n", 1)[1].split("\n## ", 1)[0]  # README keeps the families
     ranges = re.findall(r"^\|.*\| (RD\d{3})-(RD\d{3}) \|$", rules_section, re.MULTILINE)
     assert ranges and all(low in RULES and high in RULES for low, high in ranges), ranges
     for code in RULES:
@@ -186,8 +265,8 @@ def runtime_table() -> str:
 
 
 def test_runtime_support_table_is_current() -> None:
-    assert runtime_table() in README.read_text(), (
-        "README.md's runtime support table is stale: paste the output of `python tests/test_readme.py`")
+    assert runtime_table() in (DOCS / "flags.md").read_text(), (
+        "docs/flags.md's runtime support table is stale: paste the output of `python tests/test_readme.py`")
 
 
 if __name__ == "__main__":

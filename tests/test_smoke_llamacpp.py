@@ -122,7 +122,7 @@ def test_parameters_are_what_flags_emits(folder: Path, method: Any, factor: floa
         assert {k: used[k] for k in llama_kwargs(argv)} == llama_kwargs(argv)
         # the rest only says how the work is done, never what RoPE or context llama.cpp gets
         assert set(used) - set(llama_kwargs(argv)) == {"n_batch", "n_ubatch", "flash_attn", "n_gpu_layers",
-                                                       "logits_all"}
+                                                       "logits_all", "n_threads", "n_threads_batch"}
         assert loaded.info["matches_flags"], loaded.info["mismatches"]
         assert loaded.info["printed"]["n_ctx"] == LONG
     finally:

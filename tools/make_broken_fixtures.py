@@ -97,6 +97,10 @@ VARIANTS: dict[str, tuple[str, Edit, str]] = {
         "meta-llama-2-7b-hf", _set(max_position_embeddings=16384, rope_scaling={"type": "linear", "factor": 4.0}),
         "linear x4 with max_position_embeddings already 4 x 4096",
     ),
+    "internlm2-scaling-null": (
+        "internlm2.5-7b-chat", _set(rope_scaling=None),
+        "`rope_scaling: null`: the model card's dynamic NTK x2 lost (README's second classic task)",
+    ),
 }
 
 

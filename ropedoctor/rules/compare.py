@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from ropedoctor import hf_keys as K
+from ropedoctor.fmt import number
 from ropedoctor.rules.registry import Hit, Target, rule
 from ropedoctor.spec import RopeSpec
 
@@ -124,7 +125,7 @@ def conversion_value_differs(spec: RopeSpec, target: Target) -> Iterator[Hit]:
         checks.append(("factor", "factor", ref.factor, converted.factor))
     for field, label, a, b in checks:
         if _differs(float(a) if a is not None else None, float(b) if b is not None else None):
-            yield Hit(f"{label} {b:g} differs from the reference's {a:g}", converted.where(field, converted.source))
+            yield Hit(f"{label} {number(b)} differs from the reference's {number(a)}", converted.where(field, converted.source))
 
 
 @rule("RD504", "conversion-length-differs", "warning")

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from ropedoctor import gguf_keys as G
 from ropedoctor.families import GGUF_ARCHS, GgufArch
+from ropedoctor.fmt import number
 from ropedoctor.rules.registry import Hit, Target, rule
 from ropedoctor.spec import GgufLayout, RopeSpec, json_number
 
@@ -249,5 +250,5 @@ def gguf_freq_base_missing(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     if layout.arch == "llama" and ("llama-3" in names or "llama 3" in names or "llama3" in names):
         usual = 500_000.0
     if usual is not None and usual != 10_000.0:
-        yield Hit(f"no rope.freq_base: llama.cpp uses 10000, but {layout.arch} models use {usual:g}",
+        yield Hit(f"no rope.freq_base: llama.cpp uses 10000, but {layout.arch} models use {number(usual)}",
                   layout.key(G.ROPE_FREQ_BASE))

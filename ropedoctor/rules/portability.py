@@ -125,6 +125,8 @@ def v5_only_parameters(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     family = family_of(spec.model_type)
     if family is DEFAULT_FAMILY and (spec.hf.saved_by or "").startswith("5"):
         return  # a family we do not know, saved by 5.x: most likely one 4.x cannot load at all (ministral3)
+    if not family.in_v4:
+        return  # transformers 4.x has no such model type (Gemma-4): nothing there to ignore the block
     lost = []
     block = next(iter(spec.hf.blocks.values()))
     method, factor = block.get(K.ROPE_TYPE), block.get(K.FACTOR)
@@ -133,11 +135,15 @@ def v5_only_parameters(spec: RopeSpec, target: Target) -> Iterator[Hit]:
         and json_number(text.get(K.ROTARY_SCALING_FACTOR)) == json_number(factor)  # remote code's own key
     if (method != v4_block.get(K.ROPE_TYPE, "default") or factor != v4_block.get(K.FACTOR, factor)) and not v4_scaled:
         lost.append(f"the {method} scaling")
-    v4_theta = json_number(spec.hf.text.get(family.theta_keys[0])) or family.default_theta
+    v4_theta = json_number(spec.hf.text.get(family.theta_keys[0])) or family.v4_theta or family.default_theta
     if spec.theta is not None and spec.theta != v4_theta:
         lost.append(f"rope_theta {number(spec.theta)} (4.x uses {number(v4_theta)})")
     if lost:
         yield Hit(f"only rope_parameters carries {' and '.join(lost)}; transformers 4.x ignores it",
+                  spec.hf.path(K.ROPE_PARAMETERS))
+    elif family.v4_needs_scaling:
+        yield Hit(f"only rope_parameters carries the RoPE settings; transformers 4.x's {spec.model_type} rotary module "
+                  "reads rope_scaling, None without a v4 block, and fails when it builds the model",
                   spec.hf.path(K.ROPE_PARAMETERS))
 
 
@@ -209,7 +215,8 @@ def max_positions_already_extended(spec: RopeSpec, target: Target) -> Iterator[H
     (at least 2048), or another key in the file names a shorter trained length.
 
     ## Why it matters
-    vLLM and SGLang derive the maximum length as `max_position_embeddings x factor`, so they
+    vLLM and SGLang derive the maximum length as `max_position_embeddings x factor` (vLLM takes
+    the smallest of its length keys and skips Gemma-3; SGLang the first it finds), so they
     multiply a second time and accept inputs far beyond anything the model saw (Together's
     LLaMA-2-7B-32K: 32768 x 8 = 262144). transformers applies no limit at all.
 
@@ -223,11 +230,44 @@ def max_positions_already_extended(spec: RopeSpec, target: Target) -> Iterator[H
     `max_position_embeddings` to the trained length (4096) so every runtime derives 32768.
     """
     by_design = spec.where("original_context").endswith(K.MAX_TRAINED_POSITIONS)  # NomicBert's own two lengths
-    if spec.format == "hf-config" and spec.looks_pre_extended() and spec.context and spec.factor and not by_design:
-        derived = int(spec.context * spec.factor)
+    extended = spec.format == "hf-config" and spec.looks_pre_extended() and spec.context and spec.factor
+    if extended and not by_design and any(derived > (spec.context or 0) for _, derived in _served_lengths(spec)):
         yield Hit(f"max_position_embeddings {spec.context} already looks extended ({spec.original_context} x "
-                  f"{spec.factor:g}); vLLM and SGLang multiply again and allow {derived}",
-                  spec.where("context", K.MAX_POSITIONS))
+                  f"{spec.factor:g}); {_limits(spec)}", spec.where("context", K.MAX_POSITIONS))
+
+
+def _served_lengths(spec: RopeSpec) -> list[tuple[str, int]]:
+    """The longest length each server runtime that refuses longer ones accepts for the file as it is
+    (runtimes/records.py: every length key it reads, its rule, when it multiplies by the factor)."""
+    from ropedoctor.runtimes.records import RECORDS, derived_length, nested_labels
+
+    text = spec.hf.text if spec.hf is not None else {}
+    block = _raw(spec)
+    out = []
+    for records in RECORDS.values():
+        for rec in records:
+            if not rec.refuses_longer:
+                continue
+            lengths = {key: value for key in rec.length_keys
+                       if isinstance(value := text.get(key), int) and not isinstance(value, bool)}
+            if "max_position_embeddings" not in lengths and spec.context:
+                lengths["max_position_embeddings"] = spec.context
+            derived = derived_length(rec, lengths, spec.method, spec.factor, block, spec.model_type,
+                                     nested=bool(nested_labels(spec)))
+            if derived is not None:
+                label = {"vllm": "vLLM", "sglang": "SGLang"}.get(rec.runtime, rec.runtime)
+                out.append((f"{label} {rec.versions}", derived))
+    return out
+
+
+def _limits(spec: RopeSpec) -> str:
+    """"vLLM 0.30-0.33 and SGLang 0.5.x accept up to 32768, vLLM 0.12-0.29 131072": the runtimes grouped by limit."""
+    by_limit: dict[int, list[str]] = {}
+    for name, derived in _served_lengths(spec):
+        by_limit.setdefault(derived, []).append(name)
+    parts = [f"{', '.join(names)} {'accept' if len(names) > 1 else 'accepts'} up to {limit}"
+             for limit, names in by_limit.items()]
+    return ", ".join(parts)
 
 
 @rule("RD207", "yarn-length-runtime-dependent", "warning")
@@ -238,9 +278,11 @@ def yarn_length_runtime_dependent(spec: RopeSpec, target: Target) -> Iterator[Hi
 
     ## Why it matters
     This is the layout of Qwen's documented snippet, and each runtime turns it into a
-    different maximum: vLLM derives original x factor, SGLang and TGI keep
-    `max_position_embeddings` unless told otherwise, and a GGUF converted from it has
-    `context_length` = original, so llama-server caps every slot at the original length.
+    different maximum or RoPE: vLLM up to 0.29 derives original x factor, vLLM 0.30+ and SGLang
+    keep `max_position_embeddings` (so `--max-model-len` / `--context-length` above it is refused),
+    LMDeploy's TurboMind replaces the YaRN factor by `max_position_embeddings / original` (1 here:
+    no extension, with the attention scale of the written factor), and a GGUF converted from it
+    has `context_length` = original, so llama-server caps every slot at the original length.
 
     ## Example
     ```json
@@ -255,8 +297,8 @@ def yarn_length_runtime_dependent(spec: RopeSpec, target: Target) -> Iterator[Hi
     scaled = spec.format == "hf-config" and spec.method == "yarn" and spec.factor is not None and spec.factor > 1
     if scaled and spec.factor and spec.context is not None and spec.original_context == spec.context:
         yield Hit(f"max_position_embeddings {spec.context} equals the original length with factor "
-                  f"{spec.factor:g}: vLLM serves {int(spec.context * spec.factor)}, llama-server and TGI "
-                  f"{spec.context}", spec.where("context", K.MAX_POSITIONS))
+                  f"{spec.factor:g}: {_limits(spec)}; LMDeploy's TurboMind runs YaRN x1 (its factor is "
+                  f"max_position_embeddings / original)", spec.where("context", K.MAX_POSITIONS))
 
 
 @rule("RD208", "dynamic-ntk-portability", "info")
@@ -266,10 +308,12 @@ def dynamic_ntk_portability(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     Notes that dynamic NTK scaling is not portable.
 
     ## Why it matters
-    transformers recomputes the base for each input longer than `max_position_embeddings`;
-    vLLM computes one static base for its maximum length (so short inputs see other
-    frequencies than in transformers); GGUF and llama.cpp have no dynamic NTK at all and a
-    converted model runs unscaled.
+    transformers recomputes the base for each input longer than `max_position_embeddings`.
+    vLLM's dynamic NTK is static and, as the file stands, unscaled: its base grows with
+    `max_position / max_trained_positions`, and `max_trained_positions` defaults to
+    `max_position_embeddings`, whose rows are also all its cache holds. SGLang's is static too:
+    one base, the one transformers reaches at factor x `max_position_embeddings`, for every
+    input. GGUF and llama.cpp have no dynamic NTK at all and a converted model runs unscaled.
 
     ## Example
     ```json
@@ -278,11 +322,13 @@ def dynamic_ntk_portability(spec: RopeSpec, target: Target) -> Iterator[Hit]:
 
     ## Fix
     For llama.cpp, use the static equivalent `ropedoctor fix --type ntk` (a larger
-    `rope_theta`) or YaRN; `ropedoctor flags` prints the nearest runtime flags.
+    `rope_theta`) or YaRN; `ropedoctor flags --ctx N` prints, per runtime, the overrides that give
+    transformers' base at N (vLLM: `max_trained_positions` and `max_position_embeddings` = N).
     """
     if spec.method == "dynamic" and spec.format == "hf-config":
-        yield Hit("dynamic NTK: static in vLLM, absent from GGUF/llama.cpp (runs unscaled there)",
-                  spec.where("method", K.ROPE_SCALING))
+        yield Hit("dynamic NTK: static in vLLM (and unscaled without max_trained_positions) and SGLang (the base at "
+                  "factor x max_position_embeddings for every input), absent from GGUF/llama.cpp (runs unscaled "
+                  "there)", spec.where("method", K.ROPE_SCALING))
 
 
 # Not in the default selection: it fires on 14 of the 54 published models in fixtures/ (Llama-2, Mistral-7B, Qwen3,

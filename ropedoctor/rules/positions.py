@@ -13,8 +13,10 @@ from ropedoctor.spec import RopeSpec
 def no_rope(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     """
     ## What it does
-    Recognises models without rotary embeddings: ALiBi (MPT, BLOOM, jina-bert, Baichuan-13B)
-    and learned absolute positions (BERT, XLM-RoBERTa/bge-m3, GPT-2).
+    Recognises models without rotary embeddings: ALiBi (MPT, BLOOM, jina-bert, Baichuan-13B),
+    learned absolute positions (BERT, XLM-RoBERTa/bge-m3, GPT-2), relative position biases (T5) and
+    no position encoding at all (Mamba); and says so when the model type is unknown and the file
+    has no RoPE keys, instead of assuming RoPE.
 
     ## Why it matters
     RoPE scaling flags do nothing for them (or are refused); a learned position table cannot
@@ -34,6 +36,13 @@ def no_rope(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     elif spec.positions == "absolute":
         yield Hit(f"learned absolute positions (no RoPE): a table of {spec.position_table} positions",
                   spec.where("context", K.MODEL_TYPE))
+    elif spec.positions == "relative":
+        yield Hit("relative position biases (no RoPE)", spec.where("context", K.MODEL_TYPE))
+    elif spec.positions == "none":
+        yield Hit("no position encoding in the model (no RoPE)", spec.where("context", K.MODEL_TYPE))
+    elif spec.positions == "unknown":
+        yield Hit(f"unknown family {spec.model_type!r}, positions not known: no RoPE keys in the file and no record "
+                  "of the type, so ropedoctor does not assume RoPE", K.MODEL_TYPE)
 
 
 @rule("RD002", "declared-beyond-trained", "warning")

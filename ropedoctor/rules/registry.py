@@ -8,6 +8,7 @@ engine turns them into Findings with the rule's code, name and severity.
 
 from __future__ import annotations
 
+import re
 import textwrap
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ class Target:
 
     ctx: int | None = None
     reference: RopeSpec | None = None  # the other side when comparing (config.json vs GGUF)
+    select: frozenset[str] | None = None  # the codes to run (settings.py); None: every rule
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,18 @@ class Rule:
     severity: Severity
     check: Check
     doc: dict[str, str]
+    default: bool = True  # in the default selection (settings.py); False: only when selected
 
     @property
     def summary(self) -> str:
-        """The first sentence of "What it does"."""
-        return " ".join(self.doc["What it does"].split()).split(". ")[0].rstrip(".") + "."
+        """The first sentence of "What it does" (an abbreviation's period, "et al." or "e.g.", ends none)."""
+        text = " ".join(self.doc["What it does"].split())
+        end = next((m.start() for m in _SENTENCE_END.finditer(text)), len(text))
+        return text[:end].rstrip(".") + "."
+
+
+# A period that ends a sentence: followed by a space and a capital or a backtick, not closing an abbreviation.
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)(?<!\bvs)(?<!\bcf)\.(?=\s+[A-Z`(\"])")
 
 
 RULES: dict[str, Rule] = {}
@@ -81,13 +90,13 @@ def parse_doc(text: str, code: str) -> dict[str, str]:
     return {name: "\n".join(sections[name]).strip() for name in DOC_SECTIONS}
 
 
-def rule(code: str, name: str, severity: Severity) -> Callable[[Check], Check]:
-    """Register a check function as a rule."""
+def rule(code: str, name: str, severity: Severity, default: bool = True) -> Callable[[Check], Check]:
+    """Register a check function as a rule; ``default=False`` keeps it out of the default selection."""
 
     def register(check: Check) -> Check:
         if code in RULES:
             raise ValueError(f"rule code {code} registered twice")
-        RULES[code] = Rule(code, name, severity, check, parse_doc(check.__doc__ or "", code))
+        RULES[code] = Rule(code, name, severity, check, parse_doc(check.__doc__ or "", code), default)
         return check
 
     return register
@@ -97,7 +106,7 @@ def run_rules(spec: RopeSpec, target: Target) -> list[Finding]:
     """Every rule over one spec, errors first, then by code."""
     findings = [
         Finding(r.code, r.name, hit.severity or r.severity, hit.message, hit.location)
-        for r in RULES.values()
+        for r in RULES.values() if target.select is None or r.code in target.select
         for hit in r.check(spec, target)
     ]
     findings.sort(key=lambda f: (SEVERITIES.index(f.severity), f.code, f.location))

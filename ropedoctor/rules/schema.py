@@ -68,6 +68,8 @@ def missing_required_key(spec: RopeSpec, target: Target) -> Iterator[Hit]:
             yield Hit(f"{method} scaling needs {', '.join(f'`{m}`' for m in missing)}; transformers raises "
                       f"KeyError and the model does not load", f"{location}.{missing[0]}")
         raw = spec.hf.raw_block if spec.hf else None
+        nested = raw.get(location.rsplit(".", 1)[-1]) if raw is not None else None
+        raw = nested if isinstance(nested, dict) else raw  # a per-layer-type block: its own keys
         if method == "llama3" and raw is not None and K.ORIGINAL_MAX_POSITIONS not in raw and not missing:
             yield Hit(f"llama3 scaling without `{K.ORIGINAL_MAX_POSITIONS}`: transformers 4.x raises KeyError, "
                       f"5.x assumes {spec.context} (max_position_embeddings) and shifts the frequency bands",
@@ -99,7 +101,12 @@ def unrecognized_key(spec: RopeSpec, target: Target) -> Iterator[Hit]:
         if keys is None:
             continue
         extra = sorted(_received(spec, block) - keys.required - keys.optional - K.ALWAYS_OPTIONAL)
+        applied = K.METHOD_KEYS.get(spec.method) if spec.method != method else None  # NTK-alpha in a dynamic block
         for key in extra:
+            if applied is not None and key in applied.required | applied.optional:
+                yield Hit(f"`{key}` is not a {method} parameter to transformers' validation, which warns; the "
+                          f"model's rotary module applies it ({spec.method})", f"{location}.{key}")
+                continue
             yield Hit(f"`{key}` is not a {method} parameter; transformers warns and ignores it", f"{location}.{key}")
 
 
@@ -420,8 +427,14 @@ def v4_float_required(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     raw = spec.hf.raw_block if spec.hf is not None and spec.has_rope else None
     if not raw or spec.hf is None:
         return
-    keys = [k for k in (K.FACTOR, K.LOW_FREQ_FACTOR, K.HIGH_FREQ_FACTOR, K.BETA_FAST, K.BETA_SLOW)
-            if isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)]
+    named = raw.get(K.ROPE_TYPE, raw.get(K.LEGACY_TYPE))
+    # the keys 4.x's validator of that method checks (a beta under "dynamic" is never asked for a float)
+    checked = {"linear": (K.FACTOR,), "dynamic": (K.FACTOR,), "longrope": (K.FACTOR,),
+               "llama3": (K.FACTOR, K.LOW_FREQ_FACTOR, K.HIGH_FREQ_FACTOR),
+               "yarn": (K.FACTOR, K.BETA_FAST, K.BETA_SLOW)}.get(named if isinstance(named, str) else "",
+                                                                   (K.FACTOR, K.LOW_FREQ_FACTOR, K.HIGH_FREQ_FACTOR,
+                                                                    K.BETA_FAST, K.BETA_SLOW))
+    keys = [k for k in checked if isinstance(raw.get(k), int) and not isinstance(raw.get(k), bool)]
     if keys:
         listed = ", ".join(f"`{k}` {raw[k]}" for k in keys)
         yield Hit(f"integers where transformers 4.x warns that it wants floats: {listed}",

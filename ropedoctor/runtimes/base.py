@@ -21,6 +21,17 @@ class FlagRequest:
     parallel: int = 1
     embedding: bool = False
     version: tuple[int, ...] | None = None  # None: the newest the notes cover
+    model: str = "MODEL"  # what the command loads: the path or repo id given, "MODEL" where there is none
+
+    @property
+    def gguf_path(self) -> str:
+        """The GGUF a llama.cpp command loads: the given one, else a placeholder for the converted file."""
+        return self.model if self.before.format == "gguf" else "MODEL.gguf"
+
+    @property
+    def hf_path(self) -> str:
+        """The model folder (or repo id) a server loads; a placeholder when the input is a GGUF."""
+        return self.model if self.before.format == "hf-config" else "MODEL"
 
     @property
     def changed(self) -> bool:
@@ -44,6 +55,8 @@ class Emission:
     max_relative_deviation: float | None = None
     program: str = ""
     snippet: str | None = None  # runtimes configured in code (transformers) or a Modelfile (ollama)
+    cannot_serve: str | None = None  # why this runtime cannot run the plan at this length (then no command)
+    verdict: str | None = None  # "exact", or "approximate: ..." beside a deviation from transformers
 
     @property
     def command(self) -> str:
@@ -59,6 +72,10 @@ class Emission:
         }
         if self.snippet is not None:
             out["snippet"] = self.snippet
+        if self.cannot_serve is not None:
+            out["cannot_serve"] = self.cannot_serve
+        if self.verdict is not None:
+            out["verdict"] = self.verdict
         return out
 
 

@@ -162,7 +162,7 @@ def emit(request: FlagRequest) -> list[Emission]:
     gguf = baked(request.before)
     flags = rope_flags(request, gguf)
     context, notes = _context_flags(request, gguf, flags, box=False)
-    server = Emission(RUNTIME, NEWEST, program="llama-server", argv=context + flags.argv,
+    server = Emission(RUNTIME, NEWEST, program="llama-server", argv=["-m", request.gguf_path, *context, *flags.argv],
                       per_sequence_context=request.ctx, notes=notes + flags.notes,
                       max_relative_deviation=deviation(request, gguf, flags))
     if flags.scaling == "yarn" and request.after.truncate is False:
@@ -179,7 +179,8 @@ def emit(request: FlagRequest) -> list[Emission]:
             f"{request.parallel} slot{'' if request.parallel == 1 else 's'} of {request.ctx} (--parallel N for more)")
     out = [server]
     if request.non_causal:
-        argv = ["-c", str(request.ctx), "-b", str(request.ctx), "-ub", str(request.ctx), *flags.argv]
+        argv = ["-m", request.gguf_path, "-c", str(request.ctx), "-b", str(request.ctx), "-ub", str(request.ctx),
+                *flags.argv]
         out.append(Emission(RUNTIME, NEWEST, program="llama-embedding", argv=argv, per_sequence_context=request.ctx,
                             notes=["llama-embedding has no slots and no context_length cap", *flags.notes],
                             max_relative_deviation=server.max_relative_deviation))
@@ -193,6 +194,7 @@ def emit_llamabox(request: FlagRequest) -> list[Emission]:
     context, notes = _context_flags(request, gguf, flags, box=True)
     notes.insert(0, "llama-box: -np is an alias of --threads-http (default: the CPU thread count, which would "
                     "divide -c between that many slots); no LLAMA_ARG_* variables")
-    return [Emission("llama-box", "v0.0.171", program="llama-box", argv=context + flags.argv,
+    return [Emission("llama-box", "v0.0.171", program="llama-box", argv=["-m", request.gguf_path, *context,
+                                                                          *flags.argv],
                      per_sequence_context=request.ctx, notes=notes + flags.notes,
                      max_relative_deviation=deviation(request, gguf, flags))]

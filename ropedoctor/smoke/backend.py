@@ -7,8 +7,12 @@ method may hold logits for all positions of a long input at once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+# (tokens of the current pass done, tokens of the pass): called between chunks where the runtime allows it
+ChunkCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class GenerateStats:
     prompt_tokens: int
     prefill_seconds: float  # the prompt's pass, up to and including the first new token's logits
     decode_seconds: float  # the len(new_ids) - 1 single-token steps after it
+    reused_tokens: int = 0  # prompt tokens taken from the KV cache of the previous call (reuse_prefix)
 
 
 class Backend(Protocol):
@@ -41,6 +46,7 @@ class Backend(Protocol):
     # what the runtime really loaded, for the report: attn_implementation, device_map, llama.cpp's printed
     # n_ctx / freq_base / freq_scale / n_ctx_orig_yarn, ... (JSON-serialisable values)
     info: dict[str, Any]
+    on_chunk: ChunkCallback | None  # progress inside long passes (and the --max-time deadline, by raising)
 
     def tokenize(self, text: str) -> list[int]:
         """Token ids as the model expects them (BOS added when the model's tokenizer adds it)."""
@@ -64,9 +70,16 @@ class Backend(Protocol):
         """Greedy continuation of ``ids`` (only the new tokens); only the last position's logits are kept."""
         ...
 
-    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True) -> GenerateStats:
+    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True,
+                       reuse_prefix: bool = False) -> GenerateStats:
         """``generate`` with its prefill and decode phases timed; ``stop_at_eos=False`` always makes
-        ``max_new_tokens`` tokens (the speed check needs a fixed number of decode steps)."""
+        ``max_new_tokens`` tokens (the speed check needs a fixed number of decode steps).
+
+        ``reuse_prefix``: keep the KV cache of the tokens this prompt shares with what the previous call left in
+        it (dropping the rest) and prefill only from the first token that differs; the answer is the one a
+        fresh pass gives. A backend that cannot (a sliding-window cache that already dropped the prefix,
+        frequencies that depend on the input's length) prefills from scratch and says so in ``reused_tokens``.
+        """
         ...
 
     def reset(self) -> None:
@@ -79,3 +92,12 @@ class Backend(Protocol):
 
     def close(self) -> None:
         ...
+
+
+def shared_prefix(a: list[int], b: list[int]) -> int:
+    """How many leading tokens ``a`` and ``b`` have in common."""
+    n = min(len(a), len(b))
+    for i in range(n):
+        if a[i] != b[i]:
+            return i
+    return n

@@ -17,11 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from ropedoctor.errors import InputError
-from ropedoctor.smoke.backend import ForwardStats, GenerateStats
+from ropedoctor.smoke.backend import ChunkCallback, ForwardStats, GenerateStats, shared_prefix
 from ropedoctor.smoke.estimate import MemoryEstimate, out_of_memory
 from ropedoctor.smoke.request import SmokeRequest
 
 LOGIT_CHUNK = 1024  # positions per LM-head chunk: 1024 x 152K vocab x 4 B = 0.6 GB of fp32 logits at most
+# transformers' rotary modules whose frequencies follow the input's length (reference 3.6): keys cached during one
+# prompt were rotated for that prompt's length, so a prefix cannot be carried over to a prompt of another length
+LENGTH_DEPENDENT_ROPE = frozenset({"dynamic", "longrope"})
 EXTRA_LINE = "pip install 'ropedoctor[smoke]'"
 WEIGHT_PATTERN = "*.safetensors"
 
@@ -95,6 +98,12 @@ class HFBackend:
         self._input_device = model.get_input_embeddings().weight.device
         self._rotary_state = _rotary_snapshot(model)
         self._eos = _eos_ids(model, tokenizer)
+        self.on_chunk: ChunkCallback | None = None
+        self._past: Any = None  # the KV cache the last generation left, for reuse_prefix
+        self._cached: list[int] = []  # the tokens it holds
+        rope = info.get("rope_parameters")
+        rope_type = rope.get("rope_type") if isinstance(rope, dict) else None
+        self._length_dependent = rope_type in LENGTH_DEPENDENT_ROPE
 
     # --- tokens ---------------------------------------------------------------------------------
     def tokenize(self, text: str) -> list[int]:
@@ -164,14 +173,20 @@ class HFBackend:
     def generate(self, ids: list[int], max_new_tokens: int) -> list[int]:
         return self.generate_timed(ids, max_new_tokens).new_ids
 
-    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True) -> GenerateStats:
+    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True,
+                       reuse_prefix: bool = False) -> GenerateStats:
         """Greedy decoding with a KV cache, our own loop: no generation_config.json can turn sampling on."""
         torch = self.torch
         new: list[int] = []
         with torch.inference_mode(), self._oom():
             self._sync()
             start = time.perf_counter()
-            out = self.model(input_ids=self._tensor(ids), use_cache=True, logits_to_keep=1)
+            past, reused = self._keep_prefix(ids) if reuse_prefix else (None, 0)
+            if past is None:
+                self.reset()  # every fresh pass sees the model as loaded (dynamic NTK's state)
+            self._past, self._cached = None, []
+            out = self.model(input_ids=self._tensor(ids[reused:]), past_key_values=past, use_cache=True,
+                             logits_to_keep=1)
             token = int(out.logits[0, -1].argmax())
             self._sync()
             prefill = time.perf_counter() - start
@@ -186,13 +201,34 @@ class HFBackend:
                 new.append(token)
             self._sync()
             decode = time.perf_counter() - start
+            if reuse_prefix:  # keep it for the next prompt; otherwise free it now
+                self._past, self._cached = past, [*ids, *new[:-1]]
             del past, out
         if stop_at_eos and new and new[-1] in self._eos:
             new = new[:-1]
-        return GenerateStats(new, len(ids), prefill, decode)
+        return GenerateStats(new, len(ids), prefill, decode, reused)
+
+    def _keep_prefix(self, ids: list[int]) -> tuple[Any, int]:
+        """The previous generation's cache cropped to the prefix it shares with ``ids`` (at least the last prompt
+        token runs again: its logits give the answer), or (None, 0). Sliding-window layers keep only their last
+        window, and length-dependent RoPE (dynamic NTK, LongRoPE) rotated the cached keys for another length:
+        both start afresh."""
+        past = self._past
+        keep = min(shared_prefix(self._cached, ids), len(ids) - 1)
+        if past is None or keep <= 0 or self._length_dependent:
+            return None, 0
+        if any(getattr(layer, "is_sliding", False) for layer in getattr(past, "layers", ())):
+            return None, 0
+        drop = int(past.get_seq_length()) - keep
+        if drop < 0:
+            return None, 0
+        past.crop(-drop)  # transformers 5 crops by a negative count of tokens to remove (a positive one raises)
+        self.reset()  # the rotary state as loaded, as a fresh pass sees it
+        return past, keep
 
     # --- state and memory -------------------------------------------------------------------------
     def reset(self) -> None:
+        self._past, self._cached = None, []
         for module, buffers, attrs in self._rotary_state:
             for name, value in buffers.items():
                 module.register_buffer(name, value.clone(), persistent=False)
@@ -261,6 +297,20 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
         elif isinstance(value, list):
             ids.update(v for v in value if isinstance(v, int))
     return ids
+
+
+def check_before_load(request: SmokeRequest) -> None:
+    """The refusals that need no weights (weights present, device, the memory estimate), before anything is said
+    or loaded: a run that cannot start exits 2 with its one line."""
+    from ropedoctor.smoke.estimate import estimate_for, preflight
+
+    torch, _ = import_torch_stack()
+    weights = weight_files(request.model_path)
+    device = resolve_device(torch, request.device)
+    if request.config is None:
+        raise InputError(str(request.model_path), "the transformers backend needs a config.json")
+    preflight(estimate_for(request.config, request.ctx, resolve_dtype(torch, request.dtype, device), weights), device,
+              request.max_memory)
 
 
 def load_transformers(request: SmokeRequest) -> HFBackend:

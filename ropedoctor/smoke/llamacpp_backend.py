@@ -42,7 +42,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ropedoctor.errors import InputError
-from ropedoctor.smoke.backend import ForwardStats, GenerateStats
+from ropedoctor.smoke.backend import ChunkCallback, ForwardStats, GenerateStats, shared_prefix
+from ropedoctor.smoke.progress import TimeUp
 
 if TYPE_CHECKING:
     import numpy as np
@@ -92,7 +93,7 @@ def launch(request: SmokeRequest, gguf: Path, gpu_offload: bool) -> Launch:
     from ropedoctor.runtimes.llamacpp import baked, emit, rope_flags
     from ropedoctor.smoke.llamacpp_params import llama_kwargs
 
-    flag_request = FlagRequest(request.before, request.after, request.ctx)
+    flag_request = FlagRequest(request.before, request.after, request.ctx, model=str(gguf))
     server = next(e for e in emit(flag_request) if e.program == "llama-server")
     try:
         kwargs = llama_kwargs(server.argv)
@@ -114,8 +115,32 @@ def launch(request: SmokeRequest, gguf: Path, gpu_offload: bool) -> Launch:
     batch = int(kwargs.pop("n_batch", CHUNK))
     kwargs.update(n_batch=batch, n_ubatch=min(batch, int(kwargs.pop("n_ubatch", batch))), flash_attn=True,
                   n_gpu_layers=-1 if gpu else 0, logits_all=False, verbose=False)
+    # llama-server uses every physical core; llama-cpp-python's default is half the CPUs (1 of 2 on CI)
+    kwargs.setdefault("n_threads", _cores())
+    kwargs.setdefault("n_threads_batch", kwargs["n_threads"])
     return Launch(gguf, server.argv, server.command, kwargs, expected,
                   tokenizer_folder(request), gpu)
+
+
+def _cores() -> int:
+    import os
+
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def vocab_only(gguf: Path) -> Any:
+    """llama.cpp with the GGUF's vocabulary alone (no weights, no context): tokenizing before the model loads."""
+    import llama_cpp
+
+    log: list[str] = []
+    try:
+        with _captured_log(llama_cpp, log):
+            return llama_cpp.Llama(str(gguf), vocab_only=True, verbose=False)
+    except (ValueError, RuntimeError) as error:
+        raise InputError(str(gguf), f"llama.cpp cannot read its vocabulary: {_last_error(log) or error}") from None
 
 
 def tokenizer_folder(request: SmokeRequest) -> Path | None:
@@ -164,6 +189,9 @@ class LlamaCppBackend:
         self._batch = llama_cpp.llama_batch_init(self._chunk, 0, 1)
         self._closed = False
         self._tokenizer = _HFTokenizer(setup.tokenizer_dir) if setup.tokenizer_dir else None
+        self.on_chunk: ChunkCallback | None = None
+        self._cached: list[int] = []  # the tokens whose K and V sit in the cache, positions 0.. (sequence 0)
+        self._n_swa = int(llama_cpp.llama_model_n_swa(self._llm._model.model))
         self.device = "gpu (llama.cpp offload, all layers)" if setup.gpu else "cpu"
         self.dtype = _file_type(int(llama_cpp.llama_model_ftype(self._llm._model.model)))
         printed = parse_log("".join(log))
@@ -176,6 +204,7 @@ class LlamaCppBackend:
             "printed": printed, "expected": setup.expected, "matches_flags": not mismatches,
             "mismatches": mismatches, "log_warnings": _LOG_WARNINGS.findall("".join(log)),
             "chunk_tokens": self._chunk, "llama_cpp_python": getattr(llama_cpp, "__version__", "unknown"),
+            "n_swa": self._n_swa,
         }
 
     # tokens
@@ -215,24 +244,30 @@ class LlamaCppBackend:
     def token_losses(self, ids: list[int]) -> list[float]:
         np = self._np
         losses: list[float] = []
-        for start, logits in self._decode(ids, every_position=True):
-            rows = min(len(logits), len(ids) - 1 - start)  # the last position predicts nothing
-            for r, block in _row_blocks(logits, rows):
-                targets = np.asarray(ids[start + r + 1:start + r + 1 + len(block)], dtype=np.int64)
-                top = block.max(axis=1)
-                log_norm = top + np.log(np.exp(block - top[:, None]).sum(axis=1))
-                losses += (log_norm - block[np.arange(len(block)), targets]).tolist()
+        try:
+            for start, logits in self._decode(ids, every_position=True):
+                rows = min(len(logits), len(ids) - 1 - start)  # the last position predicts nothing
+                for r, block in _row_blocks(logits, rows):
+                    targets = np.asarray(ids[start + r + 1:start + r + 1 + len(block)], dtype=np.int64)
+                    top = block.max(axis=1)
+                    log_norm = top + np.log(np.exp(block - top[:, None]).sum(axis=1))
+                    losses += (log_norm - block[np.arange(len(block)), targets]).tolist()
+        except TimeUp as stop:  # --max-time: the positions scored so far are still a measurement
+            stop.partial = losses  # type: ignore[attr-defined]
+            raise
         return losses
 
     def generate(self, ids: list[int], max_new_tokens: int) -> list[int]:
         return self.generate_timed(ids, max_new_tokens).new_ids
 
-    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True) -> GenerateStats:
+    def generate_timed(self, ids: list[int], max_new_tokens: int, *, stop_at_eos: bool = True,
+                       reuse_prefix: bool = False) -> GenerateStats:
         if len(ids) + max_new_tokens > self._n_ctx:
             raise ValueError(f"{len(ids)} prompt + {max_new_tokens} new tokens exceed the {self._n_ctx}-token context")
         new: list[int] = []
         started = time.perf_counter()
-        for _ in self._decode(ids, every_position=False):
+        reused = self._keep_prefix(ids) if reuse_prefix else 0
+        for _ in self._decode(ids, every_position=False, start=reused):
             pass
         token = self._argmax_last()
         prefill = time.perf_counter() - started
@@ -243,16 +278,37 @@ class LlamaCppBackend:
             if len(new) >= max_new_tokens:
                 break
             self._submit([token], position, every_position=False)
+            self._cached.append(token)
             position += 1
             token = self._argmax_last()
         # the end-of-generation token itself is not part of the answer (as in the transformers backend)
-        return GenerateStats(new, len(ids), prefill, time.perf_counter() - started)
+        return GenerateStats(new, len(ids), prefill, time.perf_counter() - started, reused)
+
+    def _keep_prefix(self, ids: list[int]) -> int:
+        """Drop the cache past the prefix ``ids`` shares with it; how many tokens stay (0: start afresh).
+
+        At least the last prompt token is decoded again: its logits give the first answer token. A
+        sliding-window cache keeps only the last window (+ a micro-batch) of positions; when what the next
+        token needs is gone, llama.cpp cannot continue there (llama-server's rule: the lowest position kept
+        must be within ``n_swa`` of the cut), and the prompt is prefilled from scratch.
+        """
+        keep = min(shared_prefix(self._cached, ids), len(ids) - 1)
+        if keep <= 0:
+            return 0
+        memory = self._lib.llama_get_memory(self._ctx)
+        if memory is None or not self._lib.llama_memory_seq_rm(memory, 0, keep, -1):
+            return 0
+        if self._n_swa > 0 and int(self._lib.llama_memory_seq_pos_min(memory, 0)) > max(0, keep - self._n_swa):
+            return 0
+        del self._cached[keep:]
+        return keep
 
     def reset(self) -> None:
         """Empty the KV cache (llama.cpp's frequencies are fixed per context: nothing else carries over)."""
         memory = self._lib.llama_get_memory(self._ctx)
         if memory is not None:
             self._lib.llama_memory_clear(memory, True)
+        self._cached = []
 
     def peak_memory_bytes(self) -> int:
         return self._memory.peak()
@@ -265,8 +321,10 @@ class LlamaCppBackend:
 
     # llama_decode, one chunk at a time
 
-    def _decode(self, ids: list[int], *, every_position: bool) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
-        """A fresh pass over ``ids``: (first position, that chunk's logits rows) per chunk, read in place.
+    def _decode(self, ids: list[int], *, every_position: bool,
+                start: int = 0) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+        """A pass over ``ids`` (fresh, or from ``start`` when the cache holds ``ids[:start]``): (first position,
+        that chunk's logits rows) per chunk, read in place.
 
         Without ``every_position`` only the last position of the last chunk gets logits (nothing is yielded
         per chunk; ``_argmax_last`` reads it). The rows are valid until the next decode.
@@ -275,14 +333,19 @@ class LlamaCppBackend:
             raise ValueError("no tokens to evaluate")
         if len(ids) > self._n_ctx:
             raise ValueError(f"{len(ids)} tokens exceed the {self._n_ctx}-token context")
-        self.reset()
-        for start in range(0, len(ids), self._chunk):
-            part = ids[start:start + self._chunk]
-            last = start + len(part) == len(ids)
-            self._submit(part, start, every_position=every_position, last_logits=last)
+        if start <= 0:
+            self.reset()
+            start = 0
+        for begin in range(start, len(ids), self._chunk):
+            part = ids[begin:begin + self._chunk]
+            last = begin + len(part) == len(ids)
+            self._submit(part, begin, every_position=every_position, last_logits=last)
+            self._cached += part
             if every_position:
                 pointer = self._lib.llama_get_logits(self._ctx)
-                yield start, self._np.ctypeslib.as_array(pointer, shape=(len(part), self._n_vocab))
+                yield begin, self._np.ctypeslib.as_array(pointer, shape=(len(part), self._n_vocab))
+            if self.on_chunk is not None:
+                self.on_chunk(begin + len(part) - start, len(ids) - start)
 
     def _submit(self, part: list[int], position: int, *, every_position: bool, last_logits: bool = True) -> None:
         batch = self._batch

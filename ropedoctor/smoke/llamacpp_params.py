@@ -24,7 +24,9 @@ def llama_kwargs(argv: list[str]) -> dict[str, Any]:
     kwargs: dict[str, Any] = {}
     args = iter(argv)
     for flag in args:
-        if flag == "-c":
+        if flag == "-m":
+            _value(args, flag)  # the model path: the caller hands llama_cpp.Llama its model_path itself
+        elif flag == "-c":
             kwargs["n_ctx"] = int(_value(args, flag))
         elif flag == "-np":
             slots = int(_value(args, flag))

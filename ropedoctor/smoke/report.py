@@ -27,7 +27,7 @@ def smoke_json(request: SmokeRequest, backend: dict[str, Any], outcomes: list[Ch
                estimate: MemoryEstimate | None, peak: int | None) -> dict[str, Any]:
     from ropedoctor.report import rope_json
 
-    speed = next((o.data for o in outcomes if o.name == "speed"), None)
+    speed = next((o.data for o in outcomes if o.name == "speed" and o.passed is not None), None)
     doc: dict[str, Any] = {
         "ropedoctor": __version__,
         "source": str(request.path),
@@ -73,11 +73,11 @@ def write_plots(doc: dict[str, Any], folder: Path) -> list[str]:
     written: list[str] = []
     checks = {c["name"]: c for c in doc["checks"]}
     title = f"{Path(doc['model']).name} · {doc['rope']['method']} · {doc['backend']}"
-    if "passkey" in checks and any(cell["n"] for cell in checks["passkey"]["cells"]):
+    if "passkey" in checks and any(cell["n"] for cell in checks["passkey"].get("cells", ())):
         cells = [cell for cell in checks["passkey"]["cells"] if cell["n"]]
         written.append(str(plots.passkey_heatmap(cells, folder / PASSKEY_PNG, f"passkey accuracy · {title}",
                                                  original=doc["original_context"])))
-    if "perplexity" in checks:
+    if "perplexity" in checks and "buckets" in checks["perplexity"]:  # absent when --max-time stopped it
         rows = checks["perplexity"]["buckets"]
         scaled = [{"start": r["start"], "end": r["end"], "loss": r["loss"]} for r in rows if r["loss"] is not None]
         baseline = [{"start": r["start"], "end": r["end"], "loss": r["baseline_loss"]} for r in rows
@@ -102,7 +102,9 @@ def _header(doc: dict[str, Any]) -> list[Line]:
 
 def _footer(doc: dict[str, Any]) -> list[Line]:
     verdict = ("all checks passed", "bold green") if doc["passed"] else \
-        (f"{sum(not c['passed'] for c in doc['checks'])} of {len(doc['checks'])} checks failed", "bold red")
+        (f"{sum(c['passed'] is False for c in doc['checks'])} of {len(doc['checks'])} checks failed", "bold red")
+    if doc.get("stopped"):
+        verdict = (f"incomplete: {doc['stopped']}; {verdict[0]}", "bold yellow")
     lines: list[Line] = []
     if doc["memory_estimate_bytes"] is not None and doc["peak_memory_bytes"] is not None:
         lines.append([(f"peak memory {human_bytes(doc['peak_memory_bytes'])}, estimate "
@@ -112,11 +114,15 @@ def _footer(doc: dict[str, Any]) -> list[Line]:
     return lines
 
 
+def _mark(passed: bool | None) -> tuple[str, str]:
+    return ("STOP", "yellow") if passed is None else ("PASS", "green") if passed else ("FAIL", "bold red")
+
+
 def smoke_lines(doc: dict[str, Any]) -> list[Line]:
     """Plain lines: one per check, PASS/FAIL, its deciding numbers."""
     lines = _header(doc)
     for check in doc["checks"]:
-        mark = ("PASS", "green") if check["passed"] else ("FAIL", "bold red")
+        mark = _mark(check["passed"])
         lines.append([("  ", ""), mark, (f" {check['name']:<10} {check['summary']}", "")])
     return lines + _footer(doc)
 
@@ -140,8 +146,7 @@ def print_report(doc: dict[str, Any]) -> None:
     table.add_column("result")
     table.add_column("numbers", overflow="fold")
     for check in doc["checks"]:
-        table.add_row(check["name"], Text("PASS", "green") if check["passed"] else Text("FAIL", "bold red"),
-                      check["summary"])
+        table.add_row(check["name"], Text(*_mark(check["passed"])), check["summary"])
     console.print(table)
     for line in _footer(doc):
         console.print(Text.assemble(*line))

@@ -24,8 +24,10 @@ Role = Literal["scaled", "baseline"]
 
 DEFAULT_TRIALS = 5  # per (length, depth) cell; 5 x 5 depths = 25 per length, the reference's "decision" minimum
 PASSKEY_DEPTHS: tuple[float, ...] = (0.0, 0.25, 0.5, 0.75, 1.0)
-# The bundled perplexity text (colleague B's fixtures/text/); outside a source checkout --text is required.
+# The bundled perplexity text (fixtures/text/, LICENSE.md there); outside a source checkout --text is required.
 BUNDLED_TEXT_DIR = Path(__file__).resolve().parents[2] / "fixtures" / "text"
+# Eight plays, 1.15 M characters: over 250,000 tokens in 50K-260K vocabularies, so perplexity runs at 128K
+BUNDLED_TEXT = BUNDLED_TEXT_DIR / "shakespeare-tragedies.txt.xz"
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,9 @@ class SmokeRequest:
     seed: int = 0
     max_memory: int | None = None  # bytes the run may use; None = what the device has (--max-memory)
     role: Role = "scaled"
+    variants: tuple[Literal["classic", "digits"], ...] = ("classic", "digits")  # --passkey-variants
+    max_time: float | None = None  # seconds; stop and report what ran (--max-time)
+    share_prefix: bool = True  # passkey prompts reuse the KV cache of the prefix they share (--no-share-prefix)
 
     @property
     def original(self) -> int:

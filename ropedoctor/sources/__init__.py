@@ -55,14 +55,35 @@ def resolve(path: str) -> list[Path]:
 
 
 def load_file(path: Path) -> RopeSpec:
-    """Read one local config.json or GGUF."""
-    if path.name.endswith(GGUF_SUFFIX):
+    """Read one local config.json (any ``*.json``) or GGUF (``*.gguf``, or any file starting with the GGUF magic,
+    such as a blob in Ollama's store); any other file is named as such, not parsed."""
+    if path.name.endswith(GGUF_SUFFIX) or (not path.name.lower().endswith(".json") and _has_gguf_magic(path)):
         from ropedoctor.sources.gguf_source import read_gguf_spec
 
         return read_gguf_spec(path)
     from ropedoctor.sources.hf_config import read_hf_config
 
     return read_hf_config(path)
+
+
+def _has_gguf_magic(path: Path) -> bool:
+    """Whether a file that is neither ``*.json`` nor ``*.gguf`` is a GGUF; InputError when it is something else."""
+    import os
+
+    from ropedoctor.sources.local_file import open_without_waiting
+
+    try:
+        fd = open_without_waiting(path)
+        try:
+            head = os.read(fd, 4) if os.path.isfile(path) else b""
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        raise InputError(str(path), exc.strerror or str(exc)) from None
+    if head == b"GGUF":
+        return True
+    raise InputError(str(path), f"not a {CONFIG_NAME} or {GGUF_SUFFIX} file: ropedoctor reads a model's {CONFIG_NAME}, "
+                                f"a {GGUF_SUFFIX} file, or a folder holding them")
 
 
 def load_remote(path: str, revision: str | None = None) -> Loaded:

@@ -18,7 +18,6 @@ version that reads as a huge number in little-endian.
 
 from __future__ import annotations
 
-import mmap
 import os
 import re
 import stat
@@ -46,6 +45,9 @@ MAX_COUNT = 1 << 40  # kv, tensor and array counts
 MAX_OFFSET = 1 << 63  # no position in a file can be past this
 MAX_ARRAY_DEPTH = 8  # arrays of arrays (gguf-py writes them, llama.cpp refuses them)
 MAX_NESTED_ELEMENTS = 1 << 20  # inner elements materialised for one array of arrays
+# general.alignment: gguf-py and llama.cpp write 32 and take any power of two; a header could then ask a rewrite
+# for up to 4 GiB of padding (a 296-byte file with 2^31 made `fix` write 2 GiB). Past this it is refused.
+MAX_ALIGNMENT = 1 << 20
 
 # Streaming: the first read asks for FIRST_CHUNK bytes, each further one for twice as many, up to
 # MAX_CHUNK; a single read() never asks for more than MAX_CHUNK.
@@ -207,12 +209,11 @@ def _show(text: str) -> str:
 class _Reader:
     """A forward-only window on ``stream``: ``buf[pos:]`` holds the bytes from absolute ``base + pos``."""
 
-    def __init__(self, stream: ByteStream | None, source: str, file_size: int | None,
-                 whole: mmap.mmap | None = None) -> None:
-        self.stream = stream  # None when ``whole`` maps the whole file
+    def __init__(self, stream: ByteStream, source: str, file_size: int | None) -> None:
+        self.stream = stream
         self.source = source
         self.file_size = file_size
-        self.buf: bytes | mmap.mmap = b"" if whole is None else whole
+        self.buf = b""
         self.pos = 0
         self.base = 0
         self.chunk = FIRST_CHUNK
@@ -236,7 +237,7 @@ class _Reader:
         """Up to ``count`` bytes from the stream (fewer only at its end), asked for in bounded pieces."""
         parts: list[bytes] = []
         got = 0
-        while got < count and self.stream is not None:
+        while got < count:
             try:
                 piece = self.stream.read(min(count - got, MAX_CHUNK))
             except OSError as exc:
@@ -546,6 +547,9 @@ def _parse(r: _Reader, materialise: Materialise) -> GGUFHeader:
         alignment = align_entry.value
         if alignment <= 0 or alignment & (alignment - 1):
             raise r.fail(f"{KEY_ALIGNMENT} is {alignment}, not a power of two")
+        if alignment > MAX_ALIGNMENT:
+            raise r.fail(f"{KEY_ALIGNMENT} is {alignment}, more than the {MAX_ALIGNMENT} bytes ropedoctor accepts "
+                         f"(gguf-py and llama.cpp write {GGUF_DEFAULT_ALIGNMENT})")
 
     tensors: list[TensorInfo] = []
     names: set[str] = set()
@@ -576,18 +580,29 @@ def read_gguf(path: str | Path) -> GGUFHeader:
                 return read_header(handle, where)
             if info.st_size == 0:
                 raise InputError(where, "file is empty (0 bytes), not a GGUF file")
-            try:  # a local file is mapped, not read: only the header's pages are ever touched
-                whole = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
-            except (OSError, ValueError):
+            # Read, never mapped: a mapped file that another program shrinks while it is parsed kills the
+            # process with SIGBUS (a whole `scan` lost every row); a read of it ends early, one clear error.
+            try:
                 return read_header(handle, where, file_size=info.st_size)
-            with whole:
-                return _parse(_Reader(None, where, len(whole), whole), default_materialise)
+            except InputError as error:
+                if _shrank(handle, info.st_size):
+                    raise InputError(where, f"file changed while its header was read (it was {info.st_size} "
+                                            f"bytes, now {os.fstat(handle.fileno()).st_size}); read it again") \
+                        from None
+                raise error from None
     except PermissionError:
         raise InputError(where, "permission denied") from None
     except FileNotFoundError:
         raise InputError(where, "no such file or directory") from None
     except OSError as exc:
         raise InputError(where, exc.strerror or str(exc)) from None
+
+
+def _shrank(handle: Any, size: int) -> bool:
+    try:
+        return os.fstat(handle.fileno()).st_size != size
+    except OSError:
+        return True
 
 
 _SHARD_NAME = re.compile(r"^(?P<stem>.+)-(?P<no>\d{5})-of-(?P<count>\d{5})\.gguf$")

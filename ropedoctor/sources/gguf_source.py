@@ -65,9 +65,12 @@ def spec_from_header(header: GGUFHeader) -> RopeSpec:
         "source": header.source, "format": "gguf", "model_type": arch, "context": context, "head_dim": head_dim,
         "causal": causal, "gguf": layout, "provenance": provenance,
     }
-    if family.positions != "rope":
-        table = context if family.positions == "absolute" else None
-        return RopeSpec(positions=family.positions, method="none", position_table=table, **common)
+    positions = family.positions
+    if _count(header.get(G.BLOCK_COUNT.format(arch=arch))) in family.alibi_block_counts:
+        positions = "alibi"
+    if positions != "rope":
+        table = context if positions == "absolute" else None
+        return RopeSpec(positions=positions, method="none", position_table=table, **common)
 
     theta = _number(value("theta", G.ROPE_FREQ_BASE))
     if theta is None and G.ROPE_FREQ_BASE not in values:

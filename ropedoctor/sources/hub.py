@@ -1,17 +1,18 @@
 """PATH arguments that name a Hugging Face repo: ``org/name`` (its config.json) or ``org/name/file.gguf``.
 
-- config.json comes through ``huggingface_hub.hf_hub_download``: the normal HF cache, ``HF_HUB_OFFLINE``
-  (a cached file is used, nothing else is tried), ``HF_ENDPOINT``, ``HF_TOKEN``. One HEAD without retries
-  goes first (``get_hf_file_metadata``): an unreachable or failing Hub then costs one timeout instead of
-  huggingface_hub's five retries with back-off (~23 s), and a "config.json" larger than
-  ``MAX_CONFIG_BYTES`` is refused before it is downloaded.
+- config.json lands in the normal HF cache, in huggingface_hub's layout, and honours ``HF_HUB_OFFLINE`` (a
+  cached file is used, nothing else is tried), ``HF_ENDPOINT`` and ``HF_TOKEN``; but it is fetched with this
+  module's own HTTP client, not ``hf_hub_download`` (issue 15: that let the server's ``ETag`` name the blob's
+  path, retried each failure five times with a stderr line each, and had no deadline per request). One HEAD
+  without retries goes first: an unreachable or failing Hub costs one timeout, a "config.json" larger than
+  ``MAX_CONFIG_BYTES`` is refused before it is downloaded, and an ETag or commit that is not hex is refused
+  before anything is written.
 - A GGUF file is never downloaded: ``RemoteFile`` reads its header with HTTP Range requests that start at
   1 MiB and double (each asks for at least as many bytes as lie before it: 1, 1, 2, 4, 8 MiB...), so a 10 MB
   header costs five requests and at most twice its size, whatever the size of the file.
 
 huggingface_hub reads ``HF_ENDPOINT``, ``HF_HUB_CACHE`` and ``HF_HUB_OFFLINE`` into its ``constants`` once,
-at import time. This module re-reads the environment at every call (falling back to those constants) and
-passes ``endpoint=``, ``cache_dir=`` and ``local_files_only=`` explicitly. huggingface_hub itself is imported
+at import time. This module re-reads the environment at every call (falling back to those constants). huggingface_hub itself is imported
 only when a PATH is not a local file (``tests/test_imports.py``).
 
 The token (``HF_TOKEN`` or the saved login, as huggingface_hub picks it) is sent as ``Authorization: Bearer``
@@ -24,7 +25,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import http.client
-import inspect
 import os
 import re
 import socket
@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 from ropedoctor import __version__
@@ -202,201 +202,310 @@ def _token(source: str) -> str | None:
 
 # -- config.json ----------------------------------------------------------------------------------------------
 
+# What a Hub may say about a file before any byte of it lands in the cache: the blob name is the ETag (a git
+# blob sha1, or the sha256 of an LFS file; md5 and longer digests from mirrors are hex too) and the snapshot
+# folder is the commit (40 hex). Anything else (a path, "..", a slash) is refused before anything is written.
+_ETAG_FORM = re.compile(r"[0-9a-f]{32,128}")
+_COMMIT_FORM = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class _Meta:
+    """What the HEAD of a resolve URL said: the commit, the normalised ETag and the size (each may be absent)."""
+
+    commit: str | None
+    etag: str | None
+    size: int | None
+
+
+class _NetworkError(Exception):
+    """A request that got no usable answer (the cached file may answer instead); ``why`` is the message."""
+
+    def __init__(self, why: str, *, cache_note: bool = True) -> None:
+        super().__init__(why)
+        self.why = why
+        self.cache_note = cache_note  # whether "and it is not in the HF cache" adds anything
+
 
 def fetch_config(ref: HubRef, *, timeout: float = DEFAULT_TIMEOUT) -> Path:
-    """The repo's config.json in the HF cache (downloaded when needed); InputError when it cannot be had."""
+    """The repo's config.json in the HF cache (downloaded when needed); InputError when it cannot be had.
+
+    ropedoctor fetches it with its own HTTP client (the one RemoteFile uses), not huggingface_hub's
+    ``hf_hub_download``, and writes huggingface_hub's cache layout itself (``blobs/<etag>``,
+    ``snapshots/<commit>/config.json`` -> the blob, ``refs/<revision>``), because the latter lets the server
+    name cache paths (an ``ETag: "../../x"`` wrote the body anywhere), retries each failure five times with
+    a line on stderr for each, and bounds each read but not a request. Here: one HEAD (deadline ``timeout``), an
+    ETag and commit checked for their form before anything is written, every written path checked to stay in
+    the repo's cache folder, one GET (deadline ``timeout`` plus ``timeout`` per MiB, at most the announced size
+    and ``MAX_CONFIG_BYTES``), and each failure one line naming the host that failed, never a URL.
+    """
     filename = ref.file
     if not filename.endswith(".json"):
         raise ValueError(f"fetch_config is for JSON files, not {filename!r}")
-    from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub import hf_hub_url
 
-    offline = hub_offline()
-    endpoint = hub_endpoint()
     cache_dir = hub_cache_dir()
-    _skip_agent_registry()
-    token = None if offline else _token(ref.source)
-    host = _host(endpoint)
+    if hub_offline():
+        cached = _cached_config(ref, cache_dir)
+        if cached is None:
+            raise InputError(ref.source, f"offline (HF_HUB_OFFLINE is set) and {filename} is not in the HF cache")
+        return cached
+    endpoint = hub_endpoint()
+    token = _token(ref.source)
     try:
-        if not offline:
-            # One HEAD without retries: fail fast (or fall back to the cache) and refuse a huge file.
-            url = hf_hub_url(ref.repo_id, filename, revision=ref.revision, endpoint=endpoint)
-            try:
-                meta = get_hf_file_metadata(url, token=token or False, timeout=timeout, endpoint=endpoint,
-                                            library_name="ropedoctor", library_version=__version__)
-            except Exception as exc:
-                if not _cache_may_answer(exc):
-                    raise
-                cached = try_to_load_from_cache(ref.repo_id, filename, cache_dir=cache_dir, revision=ref.revision)
-                if isinstance(cached, str):
-                    return Path(cached)
-                raise _config_error(ref, exc, offline=offline, token=token, host=host, tried_cache=True) from None
-            if meta.commit_hash is None or meta.etag is None:
-                raise InputError(ref.source, f"{host} does not answer like a Hugging Face Hub "
-                                             "(no X-Repo-Commit or ETag header); check HF_ENDPOINT")
-            if meta.size is not None and meta.size > MAX_CONFIG_BYTES:
-                raise InputError(ref.source, f"{filename} on the Hub is {meta.size} bytes, more than the "
-                                             f"{MAX_CONFIG_BYTES} a config can have; not downloaded")
-        limit = MAX_CONFIG_BYTES if offline or meta.size is None else min(MAX_CONFIG_BYTES, meta.size)
-        with _DownloadBudget(limit, timeout * (1 + limit / DEADLINE_UNIT)) as budget:
-            local = hf_hub_download(ref.repo_id, filename, revision=ref.revision, endpoint=endpoint,
-                                    cache_dir=cache_dir, local_files_only=offline, token=token or False,
-                                    etag_timeout=timeout, library_name="ropedoctor", library_version=__version__,
-                                    **budget.download_kwargs())
-    except InputError:
-        raise
-    except _OverBudget as exc:
-        raise InputError(ref.source, exc.why(filename, host)) from None
-    except Exception as exc:
-        raise _config_error(ref, exc, offline=offline, token=token, host=host) from None
-    return Path(str(local))
+        url = hf_hub_url(ref.repo_id, filename, revision=ref.revision, endpoint=endpoint)
+    except ValueError as exc:
+        raise InputError(ref.source, _one_line(str(exc), None)) from None
+    host = _host(url)
+    try:
+        meta = _head(url, ref, token, timeout)
+    except _NetworkError as failure:
+        cached = _cached_config(ref, cache_dir)
+        if cached is not None:
+            return cached
+        note = f" and {filename} is not in the HF cache" if failure.cache_note else ""
+        raise InputError(ref.source, failure.why + note) from None
+    if meta.commit is None or meta.etag is None:
+        raise InputError(ref.source, f"{host} does not answer like a Hugging Face Hub "
+                                     "(no X-Repo-Commit or ETag header); check HF_ENDPOINT")
+    if not _COMMIT_FORM.fullmatch(meta.commit):
+        raise InputError(ref.source, f"{host} named the commit {_shown(meta.commit)}, not 40 hex digits; "
+                                     "nothing written (check HF_ENDPOINT)")
+    if not _ETAG_FORM.fullmatch(meta.etag):
+        raise InputError(ref.source, f"{host} sent the ETag {_shown(meta.etag)}, not a hash; nothing written "
+                                     "(check HF_ENDPOINT)")
+    if meta.size is not None and meta.size > MAX_CONFIG_BYTES:
+        raise InputError(ref.source, f"{filename} on the Hub is {meta.size} bytes, more than the "
+                                     f"{MAX_CONFIG_BYTES} a config can have; not downloaded")
+    storage = Path(cache_dir) / ("models--" + ref.repo_id.replace("/", "--"))
+    pointer = _inside(storage, storage / "snapshots" / meta.commit / filename, ref)
+    blob = _inside(storage, storage / "blobs" / meta.etag, ref)
+    try:
+        if pointer.is_file():  # this commit's file is cached: no download
+            _write_ref(storage, ref, meta.commit)
+            return pointer
+    except OSError as exc:
+        raise _cache_error(ref, cache_dir, exc) from None
+    limit = MAX_CONFIG_BYTES if meta.size is None else meta.size
+    try:
+        body = _get_body(url, ref, token, timeout, limit, announced=meta.size is not None)
+    except _NetworkError as failure:
+        raise InputError(ref.source, failure.why) from None
+    try:
+        _store(blob, pointer, body)
+        _write_ref(storage, ref, meta.commit)
+    except OSError as exc:
+        raise _cache_error(ref, cache_dir, exc) from None
+    return pointer
 
 
-def _skip_agent_registry() -> None:
-    """huggingface_hub >= 2.4 fetches ``{HF_ENDPOINT}/api/agent-harnesses`` once a day to build its User-Agent,
-    reading the whole answer into memory with only a per-read timeout: an endpoint that answers with 10 GB, or a
-    byte every 2 s, holds the process (found by tests/test_hub_safety.py). ropedoctor does not need that
-    detection: it is set to "no registry" (huggingface_hub's own fallback when the fetch fails) before any call."""
-    with contextlib.suppress(Exception):
-        from huggingface_hub.utils import _detect_agent
-
-        if getattr(_detect_agent, "_registry", "absent") is None:
-            _detect_agent._registry = _detect_agent._EMPTY_REGISTRY
+def _shown(text: str) -> str:
+    return repr(text[:60] + ("..." if len(text) > 60 else ""))
 
 
-class _OverBudget(Exception):
-    def __init__(self, limit: int, seconds: float, late: bool) -> None:
-        super().__init__(limit)
-        self.limit, self.seconds, self.late = limit, seconds, late
-
-    def why(self, filename: str, host: str) -> str:
-        if self.late:
-            return f"timed out downloading {filename} from {host} (deadline {self.seconds:.1f} s)"
-        return f"{host} sent more than the {self.limit} bytes {filename} was announced with; stopped there"
+def _inside(storage: Path, path: Path, ref: HubRef) -> Path:
+    """``path`` when it stays inside the repo's cache folder (checked on the text, before anything exists)."""
+    base = os.path.normpath(storage)
+    full = os.path.normpath(path)
+    if os.path.commonpath([base, full]) != base or full == base:
+        raise InputError(ref.source, "the Hub's answer would write outside the HF cache; nothing written")
+    return Path(full)
 
 
-class _DownloadBudget:
-    """Bounds what ``hf_hub_download`` may read for one config.json, which it does not bound itself: at most
-    ``limit`` bytes (the size the HEAD announced; a server that then streams 10 GB is stopped within one of
-    huggingface_hub's 10 MiB chunks) and ``seconds`` in all (its own timeout is per read, which a server that
-    trickles a byte at a time never trips). The byte count is checked in the progress callback it calls for each
-    chunk; past the deadline a timer closes huggingface_hub's HTTP client, whose pending read then fails."""
+def _cache_error(ref: HubRef, cache_dir: str, exc: OSError) -> InputError:
+    return InputError(ref.source, f"cannot use the HF cache {cache_dir} (HF_HUB_CACHE): {exc.strerror or exc}")
 
-    def __init__(self, limit: int, seconds: float) -> None:
-        self.limit = limit
-        self.seconds = seconds
-        self.late = False
-        self._timer: threading.Timer | None = None
-        self._done = threading.Event()
 
-    def __enter__(self) -> _DownloadBudget:
-        self._arm(self.seconds)
-        return self
+def _cached_config(ref: HubRef, cache_dir: str) -> Path | None:
+    """The cached file for ``ref`` (huggingface_hub's lookup: refs/<revision> -> snapshots/<commit>/<file>)."""
+    from huggingface_hub import try_to_load_from_cache
 
-    def __exit__(self, *exc: object) -> None:
-        self._done.set()
-        if self._timer is not None:
-            self._timer.cancel()
-        if self.late and exc[0] is not None and not isinstance(exc[1], _OverBudget):
-            raise _OverBudget(self.limit, self.seconds, late=True) from None
+    try:
+        found = try_to_load_from_cache(ref.repo_id, ref.file, cache_dir=cache_dir, revision=ref.revision)
+    except (OSError, ValueError):  # a cache that is a file, a refs file that is not text
+        return None
+    return Path(found) if isinstance(found, str) and os.path.isfile(found) else None
 
-    def _arm(self, after: float) -> None:
-        self._timer = threading.Timer(after, self._expire)
-        self._timer.daemon = True
-        self._timer.start()
 
-    def _expire(self) -> None:
-        if self._done.is_set():
+def _head(url: str, ref: HubRef, token: str | None, timeout: float) -> _Meta:
+    """The HEAD of the resolve URL, as huggingface_hub reads it: redirects on the same origin are followed (a
+    renamed repo), one to another origin (an LFS file on the CDN) is not: its headers are the answer."""
+    deadline = time.monotonic() + timeout
+    answer = _exchange("HEAD", url, ref, token, timeout, deadline, limit=0, late=f"no answer from {{host}} in time "
+                                                                                  f"(deadline {timeout:g} s)")
+    status, headers, where = answer.status, answer.headers, _host(answer.url)
+    if status in _DENIED_STATUSES:
+        code = headers.get("X-Error-Code")
+        if code == "RevisionNotFound":
+            raise InputError(ref.source, f"revision {ref.revision or 'main'!r} not found in the repo")
+        if code == "EntryNotFound":
+            raise InputError(ref.source, f"the repo has no {ref.file}")
+        if code in ("RepoNotFound", "GatedRepo") or status in (401, 403):
+            raise _NetworkError(_denied_message(status, None, token is not None), cache_note=False)
+        raise _NetworkError(_denied_message(status, code, token is not None), cache_note=False)
+    if status not in (200, 206) and status not in _REDIRECT_STATUSES:
+        raise _NetworkError(f"HTTP {status} from {where}")
+    etag = headers.get("X-Linked-Etag") or headers.get("ETag")
+    size = _int_header(headers.get("X-Linked-Size") or headers.get("Content-Length"))
+    commit = headers.get("X-Repo-Commit")
+    return _Meta(commit.strip() if commit else None, _normalise_etag(etag), size)
+
+
+def _normalise_etag(etag: str | None) -> str | None:
+    """huggingface_hub's: a weak prefix and the quotes go."""
+    if etag is None:
+        return None
+    etag = etag.strip()
+    if etag.startswith("W/"):
+        etag = etag[2:]
+    return etag.strip('"') or None
+
+
+def _get_body(url: str, ref: HubRef, token: str | None, timeout: float, limit: int, *, announced: bool) -> bytes:
+    seconds = timeout * (1 + limit / DEADLINE_UNIT)
+    late = f"timed out downloading {ref.file} from {{host}} (deadline {seconds:.1f} s)"
+    answer = _exchange("GET", url, ref, token, timeout, time.monotonic() + seconds, limit=limit, late=late)
+    where = _host(answer.url)
+    if answer.status in _DENIED_STATUSES:
+        raise _NetworkError(_denied_message(answer.status, answer.headers.get("X-Error-Code"), token is not None))
+    if answer.status != 200:
+        raise _NetworkError(f"HTTP {answer.status} from {where}")
+    body = answer.body
+    if len(body) > limit:
+        if announced:
+            raise _NetworkError(f"{where} sent more than the {limit} bytes {ref.file} was announced with; "
+                                "stopped there")
+        raise _NetworkError(f"{ref.file} from {where} is more than the {MAX_CONFIG_BYTES} bytes a config can have; "
+                            "stopped there")
+    if answer.short:
+        raise _NetworkError(f"{where} closed the connection after {len(body)} bytes of {ref.file}")
+    return body
+
+
+@dataclass(frozen=True)
+class _Answer:
+    status: int
+    headers: http.client.HTTPMessage
+    url: str  # the URL that gave this answer (after redirects)
+    body: bytes = b""
+    short: bool = False  # the body ended before its Content-Length
+
+
+def _exchange(method: str, url: str, ref: HubRef, token: str | None, timeout: float, deadline: float, *,
+              limit: int, late: str) -> _Answer:
+    """One request with its redirects (at most MAX_REDIRECTS), all of it within ``deadline`` (a watchdog shuts
+    the socket, so a server trickling its headers cannot hold it), the token sent to the first URL's origin
+    only. A GET reads at most ``limit + 1`` body bytes (one more tells "too long"). Every failure is a
+    _NetworkError naming the host that failed, without path or query."""
+    origin = _origin(urlsplit(url))
+    redirects = 0
+    while True:
+        parts = _checked_url(url, ref.source)
+        host = _host(url)
+        if time.monotonic() >= deadline:
+            raise _NetworkError(late.format(host=host))
+        conn, target, extra = _connect(parts, deadline, timeout, ref.source)
+        watchdog = _Watchdog(conn, deadline)
+        try:
+            headers = {"Accept-Encoding": "identity", "User-Agent": _USER_AGENT, **extra}
+            if token and _origin(parts) == origin:
+                headers["Authorization"] = f"Bearer {token}"
+            conn.request(method, target, headers=headers)
+            response = conn.getresponse()
+            if watchdog.expired():  # the watchdog cut the headers short: what was parsed is not an answer
+                raise _NetworkError(late.format(host=host))
+            if response.status in _REDIRECT_STATUSES:
+                location = response.getheader("Location")
+                if not location:
+                    raise _NetworkError(f"HTTP {response.status} redirect without a Location from {host}")
+                following = urljoin(url, location)
+                if method == "GET" or _origin(_checked_url(following, ref.source)) == _origin(parts):
+                    redirects += 1
+                    if redirects > MAX_REDIRECTS:
+                        raise _NetworkError(f"too many redirects (more than {MAX_REDIRECTS}) from {host}")
+                    url = following
+                    continue
+                return _Answer(response.status, response.headers, url)
+            if method != "GET" or response.status != 200:
+                return _Answer(response.status, response.headers, url)
+            encoding = (response.getheader("Content-Encoding") or "identity").strip().lower()
+            if encoding not in ("identity", ""):
+                raise _NetworkError(f"{host} sent a {encoding}-encoded body although asked for identity")
+            declared = _int_header(response.getheader("Content-Length"))
+            if declared is not None and declared > limit:  # refused before a byte of it is read
+                return _Answer(response.status, response.headers, url, b"\0" * (limit + 1))
+            body = _read_limited(response, limit + 1, watchdog.expired)
+            if watchdog.expired():
+                raise _NetworkError(late.format(host=host))
+            short = declared is not None and len(body) < declared
+            return _Answer(response.status, response.headers, url, body, short)
+        except (InputError, _NetworkError):
+            raise
+        except (OSError, http.client.HTTPException, ValueError) as exc:
+            if watchdog.expired() or isinstance(exc, TimeoutError):
+                raise _NetworkError(late.format(host=host)) from None
+            verb = "cannot reach" if conn.sock is None else "cannot read from"  # not connected yet, or after
+            raise _NetworkError(f"{verb} {host} ({_exc_reason(exc)})") from None
+        finally:
+            watchdog.cancel()
+            conn.close()
+
+
+def _read_limited(response: http.client.HTTPResponse, count: int, expired: Callable[[], bool]) -> bytes:
+    pieces: list[bytes] = []
+    left = count
+    while left > 0 and not expired():
+        piece = response.read1(min(left, _READ_BLOCK))
+        if not piece:
+            break
+        pieces.append(piece)
+        left -= len(piece)
+    return b"".join(pieces)
+
+
+def _store(blob: Path, pointer: Path, body: bytes) -> None:
+    """Put ``body`` in the cache as huggingface_hub does: the blob, and the snapshot's relative symlink to it (a
+    copy where links cannot be made). Each file appears complete or not at all (a temp file renamed)."""
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    pointer.parent.mkdir(parents=True, exist_ok=True)
+    _replace_with(blob, body)
+    link = pointer.with_name(f".{pointer.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(link)
+    try:
+        os.symlink(os.path.relpath(blob, pointer.parent), link)
+    except OSError:
+        _replace_with(pointer, body)
+        return
+    os.replace(link, pointer)
+
+
+def _write_ref(storage: Path, ref: HubRef, commit: str) -> None:
+    """``refs/<revision>`` holds the commit it resolved to (what the offline lookup reads); not for a commit."""
+    revision = ref.revision or "main"
+    if revision == commit:
+        return
+    path = _inside(storage, storage / "refs" / revision, ref)
+    try:
+        if path.read_text(encoding="utf-8") == commit:
             return
-        self.late = True
-        from huggingface_hub import close_session
-
-        with contextlib.suppress(Exception):
-            close_session()
-        self._arm(0.25)  # huggingface_hub retries with a new client: close that one too
-
-    def download_kwargs(self) -> dict[str, Any]:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.utils import tqdm as hf_tqdm  # type: ignore[attr-defined]
-
-        if "tqdm_class" not in inspect.signature(hf_hub_download).parameters:
-            return _quiet_download()
-        budget = self
-
-        class BoundedProgress(hf_tqdm):
-            seen = 0
-
-            def __init__(self, *args: Any, **kwargs: Any) -> None:
-                kwargs["disable"] = True  # no bar on stderr
-                super().__init__(*args, **kwargs)  # type: ignore[no-untyped-call]
-
-            def update(self, n: float | None = 1) -> bool | None:
-                BoundedProgress.seen += int(n or 0)
-                if budget.late or BoundedProgress.seen > budget.limit:
-                    raise _OverBudget(budget.limit, budget.seconds, budget.late)
-                return None
-
-        return {"tqdm_class": BoundedProgress}
+    except (OSError, ValueError):
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _replace_with(path, commit.encode())
 
 
-def _quiet_download() -> dict[str, Any]:
-    """No progress bar on stderr (``tqdm_class`` exists in hf_hub_download only since huggingface_hub 1.x)."""
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.utils import tqdm as hf_tqdm  # type: ignore[attr-defined]
-
-    silent = getattr(hf_tqdm, "silent_tqdm", None)
-    if silent is None or "tqdm_class" not in inspect.signature(hf_hub_download).parameters:
-        return {}
-    return {"tqdm_class": silent}
-
-
-def _names(exc: BaseException) -> set[str]:
-    return {cls.__name__ for cls in type(exc).__mro__}
-
-
-def _status(exc: BaseException) -> int | None:
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    return status if isinstance(status, int) else None
-
-
-def _cache_may_answer(exc: BaseException) -> bool:
-    """Whether huggingface_hub would fall back to a cached file after this HEAD error (all but these two)."""
-    return not _names(exc) & {"RevisionNotFoundError", "RemoteEntryNotFoundError", "EntryNotFoundError"}
-
-
-def _config_error(ref: HubRef, exc: BaseException, *, offline: bool, token: str | None, host: str,
-                  tried_cache: bool = False) -> InputError:
-    names = _names(exc)
-    status = _status(exc)
-    cause = exc.__cause__ or exc.__context__
-    if "OfflineModeIsEnabled" in names or (offline and "LocalEntryNotFoundError" in names):
-        return InputError(ref.source, f"offline (HF_HUB_OFFLINE is set) and {ref.file} is not in the HF cache")
-    if "RevisionNotFoundError" in names:
-        return InputError(ref.source, f"revision {ref.revision or 'main'!r} not found in the repo")
-    if names & {"RemoteEntryNotFoundError", "EntryNotFoundError"} and "LocalEntryNotFoundError" not in names:
-        return InputError(ref.source, f"the repo has no {ref.file}")
-    if "RepositoryNotFoundError" in names or status in _DENIED_STATUSES:
-        return InputError(ref.source, _denied_message(status, None, token is not None))
-    not_cached = f" and {ref.file} is not in the HF cache"
-    if "LocalEntryNotFoundError" in names and cause is not None:
-        return InputError(ref.source, _network_reason(cause, host, token) + not_cached)
-    return InputError(ref.source, _network_reason(exc, host, token) + (not_cached if tried_cache else ""))
-
-
-def _network_reason(exc: BaseException, host: str, token: str | None) -> str:
-    names = _names(exc)
-    status = _status(exc)
-    if status is not None:
-        return f"HTTP {status} from {host}"
-    if names & {"TimeoutException", "TimeoutError", "Timeout", "ReadTimeout", "ConnectTimeout"}:
-        return f"no answer from {host} in time"
-    if "TooManyRedirects" in names:
-        return f"too many redirects from {host}"
-    if "FileMetadataError" in names:
-        return f"{host} does not answer like a Hugging Face Hub; check HF_ENDPOINT"
-    if names & {"ConnectError", "NetworkError", "ConnectionError", "ProxyError", "TransportError"}:
-        return f"cannot reach {host} ({_one_line(str(exc), token) or type(exc).__name__})"
-    return f"{type(exc).__name__}: {_one_line(str(exc), token)}".rstrip(": ")
+def _replace_with(path: Path, data: bytes) -> None:
+    temp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o644)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
 
 
 def _one_line(text: str, token: str | None) -> str:
@@ -578,7 +687,7 @@ class RemoteFile:
                 raise InputError(self.source, f"{_host(url)} needed more than {MAX_REQUESTS} requests for the header "
                                               f"(it answers in small pieces); stopped after {self.bytes_fetched} bytes")
             parts = _checked_url(url, self.source)
-            conn, target, extra = self._connection(parts, deadline)
+            conn, target, extra = _connect(parts, deadline, self.timeout, self.source)
             watchdog = _Watchdog(conn, deadline)
             try:
                 headers = {"Range": f"bytes={start}-{start + length - 1}", "Accept-Encoding": "identity",
@@ -616,32 +725,6 @@ class RemoteFile:
 
     def _timeout(self, host: str) -> InputError:
         return InputError(self.source, f"timed out reading from {host} (timeout {self.timeout:g} s)")
-
-    def _connection(self, parts: SplitResult, deadline: float) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
-        """A connection for ``parts`` (through a proxy from the environment when one applies), the request
-        target and extra headers."""
-        host = parts.hostname or ""
-        port = parts.port
-        connect_timeout = max(0.001, min(self.timeout, deadline - time.monotonic()))
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        proxy = _proxy_for(parts, self.source)
-        if proxy is None:
-            if parts.scheme == "https":
-                return http.client.HTTPSConnection(host, port, timeout=connect_timeout,
-                                                   context=_ssl_context()), target, {}
-            return http.client.HTTPConnection(host, port, timeout=connect_timeout), target, {}
-        proxy_headers = {}
-        if proxy.username is not None:
-            credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
-            proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials).decode()
-        proxy_host, proxy_port = proxy.hostname or "", proxy.port or 80
-        if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=connect_timeout,
-                                               context=_ssl_context())
-            conn.set_tunnel(host, port or 443, headers=proxy_headers)
-            return conn, target, {}
-        plain = http.client.HTTPConnection(proxy_host, proxy_port, timeout=connect_timeout)
-        return plain, parts.geturl(), proxy_headers
 
     def _note_linked_size(self, response: http.client.HTTPResponse) -> None:
         linked = (response.getheader("X-Linked-Size") or "").strip()
@@ -734,6 +817,34 @@ class _Watchdog:
 
     def cancel(self) -> None:
         self._timer.cancel()
+
+
+def _connect(parts: SplitResult, deadline: float, timeout: float,
+             source: str) -> tuple[http.client.HTTPConnection, str, dict[str, str]]:
+    """A connection for ``parts`` (through a proxy from the environment when one applies), the request target
+    and extra headers."""
+    host = parts.hostname or ""
+    port = parts.port
+    connect_timeout = max(0.001, min(timeout, deadline - time.monotonic()))
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    proxy = _proxy_for(parts, source)
+    if proxy is None:
+        if parts.scheme == "https":
+            return http.client.HTTPSConnection(host, port, timeout=connect_timeout,
+                                               context=_ssl_context()), target, {}
+        return http.client.HTTPConnection(host, port, timeout=connect_timeout), target, {}
+    proxy_headers = {}
+    if proxy.username is not None:
+        credentials = f"{unquote(proxy.username)}:{unquote(proxy.password or '')}".encode()
+        proxy_headers["Proxy-Authorization"] = "Basic " + base64.b64encode(credentials).decode()
+    proxy_host, proxy_port = proxy.hostname or "", proxy.port or 80
+    if parts.scheme == "https":
+        conn = http.client.HTTPSConnection(proxy_host, proxy_port, timeout=connect_timeout,
+                                           context=_ssl_context())
+        conn.set_tunnel(host, port or 443, headers=proxy_headers)
+        return conn, target, {}
+    plain = http.client.HTTPConnection(proxy_host, proxy_port, timeout=connect_timeout)
+    return plain, parts.geturl(), proxy_headers
 
 
 def _checked_url(url: str, source: str) -> SplitResult:

@@ -36,7 +36,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from io import FileIO
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
@@ -284,6 +284,69 @@ def plan_edit(header: GGUFHeader, changes: Sequence[KVChange]) -> GGUFEdit:
     return GGUFEdit("in-place" if reason is None else "rewrite", list(changes), reason)
 
 
+def preview(header: GGUFHeader, changes: Sequence[KVChange]) -> GGUFHeader:
+    """The header that ``changes`` give, as reading the written file would return it (each new value decoded
+    from its encoding, so a FLOAT32 is rounded as the file will hold it): what ``fix --dry-run`` checks, so
+    that it predicts the findings and exit code of the real write. ValueError for invalid changes."""
+    kv = dict(header.kv)
+    for item in _prepare(header, changes):
+        key = item.change.key
+        if item.payload is None:
+            kv.pop(key, None)
+            continue
+        old = kv.get(key)
+        length = len(item.change.value) if item.change.type == ValueType.ARRAY else None
+        kv[key] = GGUFValue(item.change.type, _decoded(item, header.byte_order), item.array_type, length,
+                            old.offset if old is not None else 0, len(item.payload))
+    return replace(header, kv=kv)
+
+
+def _decoded(item: _Prepared, order: str) -> Any:
+    vtype, value = item.change.type, item.change.value
+    if vtype in _SCALARS:
+        assert item.payload is not None
+        return struct.unpack(order + _SCALARS[vtype][0], item.payload)[0]
+    if vtype == ValueType.ARRAY and item.array_type in _SCALARS:
+        fmt = _SCALARS[item.array_type][0]
+        return [struct.unpack(order + fmt, struct.pack(order + fmt, v))[0] for v in value]
+    return list(value) if isinstance(value, tuple) else value
+
+
+def rewrite_backup(path: Path) -> Path:
+    """Where a rewrite keeps the original: ``<file>.bak`` beside the file itself (a symlink resolved, so the
+    backup is a hard link on the same file system and holds the file's bytes, not the link's)."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(real.name + ".bak")
+
+
+def stale_backup_link(path: Path) -> bool:
+    """Whether ``<file>.bak`` is the file itself: the hard link of a rewrite killed before its rename. An
+    in-place edit would then change the "backup" too; a rewrite leaves it the original (a new inode)."""
+    return _same_inode(rewrite_backup(path), Path(os.path.realpath(path)))
+
+
+def link_backup(path: Path) -> Path:
+    """Keep the original of ``path`` as ``rewrite_backup(path)``, a hard link (no copy), before a rewrite."""
+    real = Path(os.path.realpath(path))
+    backup = rewrite_backup(path)
+    if _same_inode(backup, real):
+        return backup  # the link a run killed before its rename left: the original is still both names
+    if os.path.lexists(backup):
+        raise InputError(str(backup), "backup already exists; remove it or use --no-backup")
+    try:
+        os.link(real, backup, follow_symlinks=False)
+    except OSError as exc:
+        raise InputError(str(backup), f"cannot make the backup: {_why(exc)}") from None
+    return backup
+
+
+def _same_inode(left: Path, right: Path) -> bool:
+    try:
+        return os.path.samestat(os.stat(left, follow_symlinks=False), os.stat(right))
+    except OSError:
+        return False
+
+
 # --- small file helpers -----------------------------------------------------------------------
 
 
@@ -435,6 +498,8 @@ def edit_in_place(path: Path, header: GGUFHeader, changes: Sequence[KVChange], *
     try:
         with open(path, "r+b", buffering=0) as handle:
             info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise InputError(where, "is not a regular file; fix writes regular files only")
             _check_fixed_header(handle, header, where)
             patches: list[tuple[str, int, bytes, bytes]] = []
             for item in prepared:
@@ -806,7 +871,7 @@ def _verify(new_path: Path, dst: FileIO, src: FileIO, header: GGUFHeader, prepar
 
 
 def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Path, *,
-            progress: Progress | None = None, chunk: int = 16 * 2**20) -> None:
+            progress: Progress | None = None, chunk: int = 16 * 2**20) -> list[str]:
     """Write ``path`` with ``changes`` applied to ``out`` (which may be ``path``), streaming the tensor data.
 
     ``header`` must be ``read_gguf(path)``. The new file is built in ``.<out name>.tmp-<pid>`` next to
@@ -814,6 +879,11 @@ def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Pa
     written. Stale temp files of killed writers are deleted first. ``progress(done, total)`` is
     called with the bytes written so far. ValueError for invalid changes; InputError for anything
     else (the temp file is removed and the source is untouched).
+
+    ``out`` must be a regular file or not exist: a device or a named pipe is refused (renaming over
+    ``/dev/null`` as root would replace it). An existing ``out`` keeps its mode, and its owner and group
+    where this process may set them (root may; others may keep a group they belong to); the notes returned
+    say what could not be kept.
     """
     path, out = Path(path), Path(out)
     if chunk < 1:
@@ -847,10 +917,9 @@ def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Pa
         header_size = len(fixed) + sum(len(p) if isinstance(p, bytes) else p[1] - p[0] for p in pieces)
         data_offset = -(-header_size // header.alignment) * header.alignment
         total = data_offset + data_length
-        try:
-            mode = stat.S_IMODE(os.stat(out).st_mode if out.exists() else info.st_mode)
-        except OSError:
-            mode = stat.S_IMODE(info.st_mode)
+        existing = _existing_target(out, target)
+        mode = stat.S_IMODE(existing.st_mode if existing is not None else info.st_mode)
+        notes: list[str] = []
 
         _remove_stale_temps(out)
         temp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
@@ -875,7 +944,9 @@ def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Pa
                 if problem is not None:
                     raise InputError(target, f"the rewritten file failed its check ({problem}); "
                                              f"{path} is unchanged")
-                os.chmod(temp, mode)
+                if existing is not None:
+                    notes = _keep_owner(dst.fileno(), existing, target)
+                os.chmod(temp, mode)  # after chown, which clears the set-id bits
                 os.replace(temp, out)
                 placed = True
             fsync_folder(out.parent)
@@ -887,6 +958,49 @@ def rewrite(path: Path, header: GGUFHeader, changes: Sequence[KVChange], out: Pa
             if not placed:
                 with contextlib.suppress(OSError):
                     os.unlink(temp)
+    return notes
+
+
+def _existing_target(out: Path, target: str) -> os.stat_result | None:
+    """``out``'s stat when it exists; InputError when it is not a regular file (a device, a FIFO, a folder)."""
+    try:
+        info = os.stat(out)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise InputError(target, _why(exc)) from None
+    if stat.S_ISDIR(info.st_mode):
+        raise InputError(target, "is a directory")
+    if not stat.S_ISREG(info.st_mode):
+        from ropedoctor.sources.local_file import special_file_kind
+
+        raise InputError(target, f"is {special_file_kind(info.st_mode)}, not a regular file; fix writes regular "
+                                 "files only")
+    return info
+
+
+def _keep_owner(fd: int, original: os.stat_result, target: str) -> list[str]:
+    """Give the new file ``original``'s owner and group where allowed; a note for what stays ours."""
+    if not hasattr(os, "fchown"):  # pragma: no cover (Windows)
+        return []
+    mine = os.fstat(fd)
+    if (mine.st_uid, mine.st_gid) == (original.st_uid, original.st_gid):
+        return []
+    try:
+        os.fchown(fd, original.st_uid, original.st_gid)
+        return []
+    except OSError:
+        pass
+    notes = []
+    if mine.st_uid != original.st_uid:
+        notes.append(f"{target} now belongs to user {mine.st_uid}, not {original.st_uid}: only root may give a file "
+                     f"away (run as that user, or chown it back)")
+    if mine.st_gid != original.st_gid:
+        try:
+            os.fchown(fd, -1, original.st_gid)
+        except OSError:
+            notes.append(f"{target} now has group {mine.st_gid}, not {original.st_gid}: this user is not in it")
+    return notes
 
 
 # --- llama.cpp --override-kv --------------------------------------------------------------------

@@ -387,14 +387,24 @@ def _apply_to_data(data: Any, changes: Sequence[Change]) -> Any:
 
 
 def _same(left: Any, right: Any) -> bool:
-    """Equal JSON, types included: 2 and 2.0 differ, as do 1 and true."""
-    if type(left) is not type(right):
-        return False
-    if isinstance(left, dict):
-        return left.keys() == right.keys() and all(_same(left[key], right[key]) for key in left)
-    if isinstance(left, list):
-        return len(left) == len(right) and all(_same(a, b) for a, b in zip(left, right, strict=True))
-    return bool(left == right)
+    """Equal JSON, types included: 2 and 2.0 differ, as do 1 and true. A loop, not recursion: a document nested
+    as deep as the JSON reader allows must not hit the recursion limit here."""
+    pending = [(left, right)]
+    while pending:
+        a, b = pending.pop()
+        if type(a) is not type(b):
+            return False
+        if isinstance(a, dict):
+            if a.keys() != b.keys():
+                return False
+            pending.extend((a[key], b[key]) for key in a)
+        elif isinstance(a, list):
+            if len(a) != len(b):
+                return False
+            pending.extend(zip(a, b, strict=True))
+        elif a != b:
+            return False
+    return True
 
 
 def _edit(text: str, path: tuple[str, ...], touched: dict[str, _Touch], before: Any, after: Any) -> str:

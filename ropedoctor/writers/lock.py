@@ -56,14 +56,20 @@ def _flock(fd: int, deadline: float) -> bool:
         time.sleep(_POLL)
 
 
-def _open_sidecar(sidecar: Path) -> int | None:
+def _open_sidecar(sidecar: Path, where: str) -> int | None:
+    """The sidecar's descriptor; None where none can be made (the file itself is locked then); InputError for a
+    sidecar in the way (a folder of that name) or a file system that cannot take one (no free inodes)."""
     flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_NOFOLLOW", 0)
     try:
         return os.open(sidecar, flags, 0o600)
     except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.ELOOP):
+        # ENAMETOOLONG: a file name of 240 bytes has no room for the suffix
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOENT, errno.ENOTDIR, errno.ELOOP,
+                         errno.ENAMETOOLONG):
             return None
-        raise
+        if exc.errno == errno.EISDIR:
+            raise InputError(where, f"its lock file {sidecar.name} is a folder; remove it") from None
+        raise InputError(where, f"cannot create its lock file {sidecar.name}: {exc.strerror or exc}") from None
 
 
 @contextlib.contextmanager
@@ -79,7 +85,7 @@ def writing(path: Path, *, wait: float | None = None) -> Iterator[None]:
     busy = InputError(where, "another ropedoctor fix is writing this file (its lock "
                              f"{sidecar.name} is held); try again when it is done")
     while True:
-        fd = _open_sidecar(sidecar)
+        fd = _open_sidecar(sidecar, where)
         if fd is None:  # no sidecar possible: lock the file itself, when it exists
             try:
                 fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))

@@ -13,7 +13,7 @@ class CheckOutcome:
     """One check's verdict, its headline for the table, and its numbers for the JSON."""
 
     name: str
-    passed: bool
+    passed: bool | None  # None: not decided (stopped by --max-time before the check could finish)
     summary: str  # one line for the table: the numbers that decided it
     data: dict[str, Any] = field(default_factory=dict)
 

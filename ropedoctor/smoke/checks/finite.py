@@ -7,15 +7,17 @@ saw, even when every logit stays finite.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from ropedoctor.smoke import passkey
 from ropedoctor.smoke.backend import Backend
 from ropedoctor.smoke.checks import CheckOutcome, position_buckets
 from ropedoctor.smoke.request import SmokeRequest
 
 
-def probe_ids(backend: Backend, length: int, seed: int) -> list[int]:
+def probe_ids(tokenize: Callable[[str], list[int]], length: int, seed: int) -> list[int]:
     """A prompt of (nearly) ``length`` tokens for the passes that only need realistic tokens."""
-    return passkey.fit(backend.tokenize, length, "classic", 0.5, 12345, seed, answer_room=0).ids
+    return passkey.fit(tokenize, length, "classic", 0.5, 12345, seed, answer_room=0).ids
 
 
 def run_finite(backend: Backend, request: SmokeRequest, ids: list[int]) -> CheckOutcome:

@@ -8,38 +8,69 @@ the window (shared/reference/smoke_test.md section 2.2). The baseline shows what
 
 from __future__ import annotations
 
+import importlib
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from ropedoctor.errors import InputError
 from ropedoctor.smoke.checks import CheckOutcome, position_buckets
-from ropedoctor.smoke.request import BUNDLED_TEXT_DIR, SmokeRequest, Thresholds
+from ropedoctor.smoke.request import BUNDLED_TEXT, SmokeRequest, Thresholds
 
 CURVE_POINTS = 128  # points of the loss-against-position curve (each the mean over a span of positions)
+_COMPRESSED = ((b"\xfd7zXZ\x00", "lzma"), (b"\x1f\x8b", "gzip"), (b"BZh", "bz2"))
+_CUT_MARGIN = 64  # tokens past N before the cut, so that the cut cannot change the first N
 
 
 def text_path(request: SmokeRequest) -> Path:
     if request.text is not None:
         return request.text
-    bundled = sorted(BUNDLED_TEXT_DIR.glob("*.txt")) if BUNDLED_TEXT_DIR.is_dir() else []
-    if not bundled:
-        raise InputError("perplexity", "no --text FILE given and no bundled text installed (fixtures/text/)")
-    return bundled[0]
+    if not BUNDLED_TEXT.is_file():
+        raise InputError("perplexity", f"no --text FILE given and no bundled text installed ({BUNDLED_TEXT})")
+    return BUNDLED_TEXT
 
 
-def text_ids(tokenize: Any, request: SmokeRequest) -> tuple[Path, list[int]]:
-    """The first N tokens of the text; a text shorter than N is unusable (repeating it would let the model
-    copy and make the far buckets look better than they are)."""
-    path = text_path(request)
+def read_text(path: Path) -> str:
+    """The text of ``path``, plain UTF-8 or compressed (xz, gzip, bzip2: told by the first bytes, not the name)."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+        data = path.read_bytes()
+        for magic, module in _COMPRESSED:
+            if data.startswith(magic):
+                data = importlib.import_module(module).decompress(data)
+                break
+        return data.decode("utf-8")
+    except (OSError, EOFError, ValueError) as exc:  # lzma.LZMAError and UnicodeDecodeError are ValueErrors
         raise InputError(str(path), f"cannot read the text: {getattr(exc, 'strerror', None) or exc}") from None
-    ids: list[int] = tokenize(text)
+
+
+def text_ids(tokenize: Callable[[str], list[int]], request: SmokeRequest) -> tuple[Path, list[int]]:
+    """The first N tokens of the text; a text shorter than N is unusable (repeating it would let the model
+    copy and make the far buckets look better than they are).
+
+    Only a prefix is tokenized (8 characters a token, doubled until it holds N tokens), cut at a line end so that
+    its tokens are the whole text's: a 1 MB text through a slow tokenizer costs seconds otherwise.
+    """
+    path = text_path(request)
+    text = read_text(path)
+    if len(text.encode("utf-8")) + 1 < request.ctx:  # no tokenizer makes more tokens than bytes (+ BOS)
+        raise short_text(path, None, len(text), request.ctx)
+    take = 8 * request.ctx
+    while True:
+        cut = len(text) if take >= len(text) else text.rfind("\n", 0, take) + 1 or take
+        ids = tokenize(text[:cut])
+        if len(ids) >= request.ctx + _CUT_MARGIN or cut == len(text):
+            break
+        take *= 2
     if len(ids) < request.ctx:
-        raise InputError(str(path), f"{len(ids)} tokens, fewer than --ctx {request.ctx}; give a longer --text")
+        raise short_text(path, len(ids), len(text), request.ctx)
     return path, ids[: request.ctx]
+
+
+def short_text(path: Path, tokens: int | None, chars: int, ctx: int) -> InputError:
+    has = f"{tokens:,} tokens in this model's tokenizer, fewer than --ctx {ctx}" if tokens is not None else \
+        f"{chars:,} characters, fewer than --ctx {ctx} tokens in any tokenizer"
+    return InputError(str(path), f"{has}; give a longer --text (the bundled text holds over 250,000 tokens)")
 
 
 def bucket_losses(losses: list[float], buckets: list[tuple[int, int]]) -> list[float | None]:
