@@ -44,6 +44,10 @@ def refusal(spec: RopeSpec, fix_type: str) -> str | None:
         return f"unknown --type {fix_type!r} (one of {', '.join(FIX_TYPES)})"
     if not spec.has_rope:
         return f"the model has {spec.positions} positions, not RoPE: no RoPE setting can extend it"
+    own = methods.get(spec.method)
+    if own is not None and not own.takes_fix:
+        return (f"{own.label} RoPE has no scaling transformers validates, and --type {fix_type} would replace the "
+                f"method the model was trained with")
     written = "default" if fix_type == "ntk" else fix_type  # a static NTK base writes no scaling block
     why_not = method_refusal(spec, written)
     if why_not is not None:
@@ -152,7 +156,7 @@ def _plan(spec: RopeSpec, target: Target) -> Plan:
         return Plan(spec, spec, [f"nothing to change: the model serves {served} >= {target.ctx} tokens unscaled"])
     if spec.method in ("linear", "dynamic", "yarn") and refusal(spec, spec.method) is None:
         factor = rope_math.smallest_factor(target.ctx, original)
-        return _scaled(spec, target, spec.method, factor, original,  # type: ignore[arg-type]
+        return _scaled(spec, target, spec.method, factor, original,
                        f"keeps the model's {spec.method} scaling with the smallest factor that covers "
                        f"{target.ctx}: {factor:g} x {original}")
     if spec.method == "llama3":
@@ -210,7 +214,7 @@ def _explicit(spec: RopeSpec, target: Target, original: int) -> Plan:
     return _scaled(spec, target, method, factor, original, f"--type {method} x{factor:g} over {original}")
 
 
-def _scaled(spec: RopeSpec, target: Target, method: PlanType, factor: float, original: int, why: str) -> Plan:
+def _scaled(spec: RopeSpec, target: Target, method: str, factor: float, original: int, why: str) -> Plan:
     # dynamic NTK is keyed to max_position_embeddings (transformers, InternLM2): never extend it.
     # linear: most vendors keep the original there, and vLLM multiplies by the factor again.
     # GGUF's context_length is llama-server's slot cap, so a GGUF extends it for linear scaling too.
@@ -220,9 +224,13 @@ def _scaled(spec: RopeSpec, target: Target, method: PlanType, factor: float, ori
         raise InputError(spec.source, "dynamic NTK is keyed to max_position_embeddings; it must stay the trained "
                                       "length (--max-position-embeddings keep)")
     same = spec.method == method
+    context = int(original * factor) if extend else spec.context
+    if method == "dynamic" and target.max_positions != "keep" and spec.context and spec.context > original and \
+            not family_of(spec.model_type).keyed_to_trained_length:
+        context = original  # transformers starts growing the base at max_position_embeddings: it must be the trained one
     after = replace(
         spec, method=method, factor=factor, original_context=original,
-        context=int(original * factor) if extend else spec.context,
+        context=context,
         attention_factor=spec.attention_factor if same else None,
         beta_fast=spec.beta_fast if same else None, beta_slow=spec.beta_slow if same else None,
         mscale=spec.mscale if same else None, mscale_all_dim=spec.mscale_all_dim if same else None,

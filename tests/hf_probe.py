@@ -28,8 +28,6 @@ from typing import Any
 
 # Rotary modules of other towers (vision patches, audio frames, DiT vocoders, talkers): not the text model's.
 _OTHER_TOWER = re.compile(r"Vision|Audio|DiT|Talker|Patch|2D|Code2Wav|Token2Wav|Encoder(?!Decoder)|Conformer|Positional")
-# Keys that may hold the text model's config inside a composite one, in transformers' own search order first.
-TEXT_CONFIG_KEYS = ("text_encoder", "decoder", "generator", "text_config")
 
 
 @contextlib.contextmanager

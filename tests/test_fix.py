@@ -263,6 +263,11 @@ def test_every_fixture_and_method(tmp_path: Path, name: str, method: str) -> Non
         result = invoke("fix", str(FIXTURES / name), "--type", method, "--factor", "2", "--dry-run")
         assert result.exit_code == 2 and refused[model_type] in result.stderr
         return
+    if spec_from_config(json.loads((FIXTURES / name / "config.json").read_text()), name).method == "proportional":
+        # Gemma-4: transformers validates no scaling of proportional RoPE, and any other method would replace it
+        result = invoke("fix", str(FIXTURES / name), "--type", method, "--factor", "2", "--dry-run")
+        assert result.exit_code == 2 and "no scaling transformers validates" in result.stderr
+        return
     report, out = fixed(tmp_path, name, ["--type", method, "--factor", "2"])
     config = json.loads(out.read_text())
     spec = spec_from_config(config, str(out))

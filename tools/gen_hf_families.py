@@ -19,6 +19,13 @@ config class or learnt by building the model's own rotary module (``tests/hf_pro
 * ``standardises``: false when the class skips ``standardize_rope_params`` (YaRN without
   ``original_max_position_embeddings`` then raises); ``rope_types``: the methods its rotary module accepts, when
   not all of them; ``ignore_keys``; ``no_rope_layers``; ``dual_chunk``.
+* ``head_dim_key`` (a key the class copies into head_dim: MLA's ``qk_rope_head_dim``), ``head_dim_unchecked``
+  (validate_rope's odd-head_dim check cannot see one), ``legacy_scaling`` (``dropped`` / ``fails``: what the
+  class does with a v4 ``rope_scaling`` naming its method by ``type``), ``rotary_scale`` (2-D vision modules).
+* From transformers 4.x in ``.venv-tf4`` when it exists (``make``'s second environment): ``v4: false`` (4.x has
+  no such type), ``v4_theta`` (its default base differs), ``v4_needs_scaling`` (its rotary module reads
+  ``rope_scaling`` unguarded, so a v5-only file cannot build there).
+* Top level: ``architectures`` (model class name -> model_type) for remote code that reuses a native class.
 """
 
 from __future__ import annotations

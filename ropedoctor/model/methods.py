@@ -42,6 +42,9 @@ class Method:
     fix_type: FixType | None = None  # the `fix --type` that writes it
     aliases: tuple[str, ...] = ()  # other spellings real files or runtimes use for the same method
     caveat: str = ""  # the quality trade-off `plan` prints beside the method
+    # False where any `fix --type` would replace a method the model was trained with and no scaling of its own
+    # is validated (proportional: transformers applies a `factor` but warns that the key is unrecognised).
+    takes_fix: bool = True
 
     @property
     def keys(self) -> frozenset[str]:
@@ -91,8 +94,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            scaled=True, original_in_block=True, gguf="tensor",
            caveat="trained per-dimension factor lists: the long factors switch on above the original length"),
     Method("proportional", "proportional", "Gemma-4 global layers: the first partial_rotary_factor of the head "
-           "rotates with exponents over the whole head, the rest not at all.", _k(_TYPE, _THETA), _k(_FACTOR),
-           gguf="tensor"),
+           "rotates with exponents over the whole head, the rest not at all.", _k(_TYPE, _THETA),
+           gguf="tensor", takes_fix=False),
     Method("axial", "axial (2-D)", "Vision encoders: separate rotations for the rows and columns of a patch "
            "grid; no text length to scale.", _k(_TYPE), _k(_THETA), frequencies=False),
     Method("dual_chunk", "dual-chunk attention", "Qwen2.5-1M: attention in chunks with intra/inter-chunk "

@@ -203,6 +203,9 @@ def _layered(text: dict[str, Any], block: dict[str, Any] | None, after: RopeSpec
         nested = {k: dict(v) for k, v in old.items() if isinstance(v, dict)} if isinstance(old, dict) else {}
         full = dict(block or {K.ROPE_TYPE: "default"})
         full[K.ROPE_THETA] = after.theta
+        kept = nested.get(K.FULL_ATTENTION, {})
+        if K.PARTIAL_ROTARY_FACTOR in kept:  # Gemma-4's proportional layers rotate a quarter of the head
+            full[K.PARTIAL_ROTARY_FACTOR] = kept[K.PARTIAL_ROTARY_FACTOR]
         nested[K.FULL_ATTENTION] = full
         local = after.layers.get(K.SLIDING_ATTENTION)
         nested.setdefault(K.SLIDING_ATTENTION, {K.ROPE_TYPE: "default", K.ROPE_THETA: local.theta if local else None})
