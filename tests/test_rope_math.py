@@ -47,8 +47,9 @@ def transformers_inv_freq(config: dict[str, Any], seq_len: int | None) -> tuple[
     if rope_type == "default":
         block = params[layer] if layer else params
         try:  # per-layer configs (Gemma-4) answer head_dim only per layer type
-            sub = cfg.per_layer_config[layer] if layer else cfg
-        except (AttributeError, KeyError, ValueError):
+            per_layer: Any = getattr(cfg, "per_layer_config", None)  # indexed by layer type, like ROPE_INIT_FUNCTIONS
+            sub = per_layer[layer] if layer else cfg
+        except (AttributeError, KeyError, TypeError, ValueError):
             sub = cfg
         head_dim = getattr(sub, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
         dim = int(head_dim * block.get("partial_rotary_factor", 1.0))
