@@ -399,6 +399,13 @@ def claims(runs: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def _wilson(correct: int, n: int) -> tuple[float, float]:
+    sys.path.insert(0, str(ROOT))
+    from ropedoctor.smoke.checks import wilson_interval
+
+    return wilson_interval(correct, n)
+
+
 def sharing(out: Path) -> list[str]:
     path = out / "share.json"
     lines = ["## Passkey prefix sharing", ""]
@@ -419,6 +426,16 @@ def sharing(out: Path) -> list[str]:
         lines += [f"| {w['mode']} | {w['ctx']:,} | {w['check_seconds']:.0f} | {_fmt(w.get('cpu_seconds'), '.0f')} | "
                   f"{w['prefilled_tokens']:,} | {w['reused_tokens']:,} | {'yes' if same else 'NO'} |"
                   for w in doc["wall"]]
+        lines += ["", "What those runs measured (SmolLM2 unchanged, inside its 8,192-token window; one prompt per "
+                  "length and depth):", "", "| variant | length | correct | ci95 |", "|---|---|---|---|"]
+        totals: dict[tuple[str, int], list[int]] = {}
+        for variant, length, _, correct, n in doc["wall"][0]["cells"]:
+            entry = totals.setdefault((variant, length), [0, 0])
+            entry[0] += correct
+            entry[1] += n
+        for (variant, length), (correct, n) in totals.items():
+            low, high = _wilson(correct, n)
+            lines.append(f"| {variant} | {length:,} | {correct}/{n} | {low:.2f}-{high:.2f} |")
     return lines
 
 

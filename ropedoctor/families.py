@@ -46,6 +46,8 @@ class Family:
     partial_rotary_keys: tuple[str, ...] = (K.PARTIAL_ROTARY_FACTOR,)
     # Family-specific keys that switch dynamic NTK on with a factor (NomicBert's rotary_scaling_factor).
     factor_keys: tuple[str, ...] = ()
+    # Only layers of these types rotate; the others are NoPE (Cohere2: RoPE on sliding layers, none on global ones).
+    rope_layer_types: tuple[str, ...] = ()
     # The family's own code keys dynamic NTK (and llama.cpp's converter the GGUF context) to the trained length,
     # not to the declared one (NomicBert: max_trained_positions).
     keyed_to_trained_length: bool = False
@@ -170,6 +172,8 @@ FAMILIES: dict[str, Family] = {
     "qwen2_5_vl": Family(default_theta=1_000_000.0),
     "qwen3_vl": Family(default_theta=500_000.0),
     # transformers' Phi-3 validator accepts longrope only (a static NTK base writes no block).
+    # Cohere2 (Command R7B, Aya): apply_rotary_pos_emb only where sliding_window is set, i.e. on sliding layers
+    "cohere2": Family(default_context=8192, rope_layer_types=(K.SLIDING_ATTENTION,)),
     "phi3": Family(default_context=4096, top_level_original=True, writes=("default", "longrope"),
                    v4_block_keys=_PHI3_V4_KEYS),
     "phimoe": Family(default_theta=1_000_000.0, top_level_original=True, writes=("default", "longrope")),

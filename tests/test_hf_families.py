@@ -160,6 +160,10 @@ def test_nope_and_per_layer_yarn_are_represented() -> None:
     rope, _ = _check(json.loads((FIXTURES / "olmo-3-7b" / "config.json").read_text()))
     assert rope["layers"]["full_attention"]["method"] == "yarn"
     assert rope["layers"]["sliding_attention"]["method"] == "default"
+    # Cohere2 rotates only on sliding layers (modeling_cohere2: apply_rotary_pos_emb under `if self.sliding_window`)
+    config = json.loads((FIXTURES / "tiny-aya-global" / "config.json").read_text())
+    rope, _ = _check(config)
+    assert rope["nope_layers"] == sum(1 for t in config["layer_types"] if t != "sliding_attention") == 1
 
 
 def test_hand_written_rows_are_completed_by_the_record() -> None:

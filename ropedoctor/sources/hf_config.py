@@ -328,6 +328,10 @@ class _Reader:
         flags = self.first("nope_layers", (K.NO_ROPE_LAYERS,))
         if not isinstance(flags, list) or not all(isinstance(f, int) for f in flags):
             self.provenance.pop("nope_layers", None)
+            types = self.text.get(K.LAYER_TYPES)
+            if self.family.rope_layer_types and isinstance(types, list):  # Cohere2: only sliding layers rotate
+                self.provenance["nope_layers"] = self.prefix + K.LAYER_TYPES
+                return sum(1 for t in types if t not in self.family.rope_layer_types) or None
             return None
         return sum(1 for f in flags if f == 0)
 
