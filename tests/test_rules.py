@@ -118,10 +118,12 @@ TRIGGERS: dict[str, tuple[dict[str, Any], int | None, str]] = {
 
 
 def test_every_rule_has_a_trigger() -> None:
-    """config.json rules fire from TRIGGERS; GGUF (RD4xx) and comparison (RD5xx) rules in test_gguf_check.py."""
+    """config.json rules fire from TRIGGERS; GGUF (RD4xx) and comparison (RD5xx) rules in test_gguf_check.py and
+    test_gguf_conversion_truth.py."""
     from conftest import ROOT
 
-    gguf_tests = (ROOT / "tests" / "test_gguf_check.py").read_text()
+    gguf_tests = "".join((ROOT / "tests" / name).read_text()
+                         for name in ("test_gguf_check.py", "test_gguf_conversion_truth.py"))
     for code in RULES:
         assert code in TRIGGERS or (code[:3] in ("RD4", "RD5") and f'"{code}"' in gguf_tests), code
 

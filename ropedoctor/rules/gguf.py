@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from ropedoctor import gguf_keys as G
 from ropedoctor.families import GGUF_ARCHS, GgufArch
 from ropedoctor.fmt import number
+from ropedoctor.rope_math import yarn_mscale
 from ropedoctor.rules.registry import Hit, Target, rule
 from ropedoctor.spec import GgufLayout, RopeSpec, json_number
 
@@ -252,3 +253,55 @@ def gguf_freq_base_missing(spec: RopeSpec, target: Target) -> Iterator[Hit]:
     if usual is not None and usual != 10_000.0:
         yield Hit(f"no rope.freq_base: llama.cpp uses 10000, but {layout.arch} models use {number(usual)}",
                   layout.key(G.ROPE_FREQ_BASE))
+
+
+# Keys the converter writes (conversion/base.py, from HF beta_fast, beta_slow, extrapolation_factor,
+# attention_factor/attn_factor) -> the architectures whose loader reads them (llama.cpp 0c1e57098:
+# src/models/grok.cpp and src/models/mistral3.cpp; load_hparams reads none of them), and what every other
+# architecture runs instead (llama_context's defaults: beta 32/1, ext_factor 1 under YaRN, the attention
+# factor derived as 0.1 ln(s) + 1 times rope.scaling.attn_factor).
+IGNORED_YARN_KEYS: dict[str, tuple[frozenset[str], str]] = {
+    G.ROPE_SCALING_YARN_BETA_FAST: (frozenset({"grok", "mistral3"}), "beta_fast 32"),
+    G.ROPE_SCALING_YARN_BETA_SLOW: (frozenset({"grok", "mistral3"}), "beta_slow 1"),
+    G.ROPE_SCALING_YARN_EXT_FACTOR: (frozenset({"grok"}), "ext_factor 1 under YaRN, 0 otherwise"),
+    G.ROPE_SCALING_YARN_ATTN_FACTOR: (frozenset({"grok"}), "the attention factor 0.1 ln(s) + 1 it derives "
+                                      "itself (times rope.scaling.attn_factor)"),
+}
+
+
+@rule("RD409", "gguf-key-not-read", "info")
+def gguf_key_not_read(spec: RopeSpec, target: Target) -> Iterator[Hit]:
+    """
+    ## What it does
+    Reports YaRN keys stored in the GGUF that llama.cpp's loader for this architecture does not
+    read: `rope.scaling.yarn_beta_fast`, `yarn_beta_slow`, `yarn_ext_factor` and `yarn_attn_factor`
+    (read only by the grok and mistral3 loaders), where the stored value is not what llama.cpp runs.
+
+    ## Why it matters
+    The converter copies them from config.json, so the file looks as if it carried them, but
+    llama.cpp runs its own values (beta_fast 32, beta_slow 1, ext_factor 1, the attention factor
+    it derives). A stored value other than those is not what the model runs.
+
+    ## Example
+    ```console
+    qwen2.rope.scaling.yarn_beta_fast = 64.0
+    ```
+
+    ## Fix
+    Nothing to do when the values are llama.cpp's own; otherwise pass `--yarn-beta-fast` /
+    `--yarn-beta-slow` / `--yarn-ext-factor` at load (`ropedoctor flags`).
+    """
+    layout = _layout(spec)
+    if layout is None:
+        return
+    # what llama.cpp runs instead, as a number: a stored value equal to it changes nothing and is not reported
+    ran = {G.ROPE_SCALING_YARN_BETA_FAST: 32.0, G.ROPE_SCALING_YARN_BETA_SLOW: 1.0,
+           G.ROPE_SCALING_YARN_EXT_FACTOR: 1.0 if spec.method == "yarn" else 0.0,
+           G.ROPE_SCALING_YARN_ATTN_FACTOR: yarn_mscale(spec.factor or 1.0) if spec.method == "yarn" else 1.0}
+    for template, (readers, runs) in IGNORED_YARN_KEYS.items():
+        stored = json_number(layout.values.get(template))
+        if stored is None or layout.arch in readers or abs(stored - ran[template]) <= 1e-4 * abs(ran[template]):
+            continue
+        yield Hit(f"{layout.key(template)} = {number(stored)} is not read by llama.cpp's {layout.arch} loader; it "
+                  f"runs {runs}" + (f" = {number(ran[template])}" if template == G.ROPE_SCALING_YARN_ATTN_FACTOR
+                                     else ""), layout.key(template))

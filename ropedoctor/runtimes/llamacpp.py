@@ -17,7 +17,9 @@ from ropedoctor.runtimes.base import Emission, FlagRequest
 from ropedoctor.spec import RopeSpec
 
 RUNTIME = "llama.cpp"
-NEWEST = "0c1e57098"  # the llama.cpp commit the notes were written from (llama-cpp-python 0.3.36)
+# The llama.cpp release the flags were proven against: the one llama-cpp-python 0.3.36 vendors (commit 0c1e57098,
+# tagged b11312 upstream), shown as users name releases, with the commit beside it.
+NEWEST = "b11312 (0c1e57098)"
 
 
 @dataclass(frozen=True)

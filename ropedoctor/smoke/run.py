@@ -347,8 +347,15 @@ def execute(request: SmokeRequest, progress: Progress | None = None) -> dict[str
             baseline: list[float] | None = None
             if request.baseline:
                 progress.activity("perplexity: the unscaled baseline")
-                baseline = _baseline_losses(request, work.text_ids, scaled, progress,
-                                            work.costs["perplexity"] / 2)
+                try:
+                    baseline = _baseline_losses(request, work.text_ids, scaled, progress,
+                                                work.costs["perplexity"] / 2)
+                except TimeUp as stop:  # the scaled model's buckets stand; the comparison did not finish
+                    outcome = perplexity_outcome(scaled, None, request, work.text)
+                    outcome.passed, outcome.data["stopped"] = None, str(stop)
+                    outcome.summary = f"stopped ({stop}) during the unscaled baseline: {outcome.summary}"
+                    outcomes["perplexity"] = outcome
+                    raise
                 progress.advance(work.costs["perplexity"] / 2)
             outcomes["perplexity"] = perplexity_outcome(scaled, baseline, request, work.text)
             progress.say(f"perplexity: {'PASS' if outcomes['perplexity'].passed else 'FAIL'}; {progress.status()}")

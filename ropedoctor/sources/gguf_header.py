@@ -598,6 +598,35 @@ def read_gguf(path: str | Path) -> GGUFHeader:
         raise InputError(where, exc.strerror or str(exc)) from None
 
 
+# rope_freqs / rope_factors_* hold rotary_dim / 2 floats (64 for a 128-dim head); more is not a RoPE tensor.
+MAX_ROPE_TENSOR_ELEMENTS = 1 << 16
+GGML_TYPE_F32 = 0
+
+
+def read_f32_tensor(path: str | Path, header: GGUFHeader, name: str,
+                    max_elements: int = MAX_ROPE_TENSOR_ELEMENTS) -> tuple[float, ...] | None:
+    """The values of one small F32 tensor of a local regular file: only its own bytes are read.
+
+    None where they cannot be had: no such tensor, another type, more than ``max_elements`` values, a file
+    that is not a regular file, or data past the end (a header-only file); the header rules report those.
+    """
+    info = header.tensor(name)
+    if info is None or info.ggml_type != GGML_TYPE_F32 or not 0 < info.n_elements <= max_elements:
+        return None
+    start, size = header.data_offset + info.offset, info.n_bytes
+    try:
+        with open(open_without_waiting(Path(path)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            handle.seek(start)
+            data = handle.read(size)
+    except OSError:
+        return None
+    if len(data) != size:
+        return None
+    return struct.unpack(f"{header.byte_order}{info.n_elements}f", data)
+
+
 def _shrank(handle: Any, size: int) -> bool:
     try:
         return os.fstat(handle.fileno()).st_size != size

@@ -15,21 +15,26 @@ from typing import Any
 
 from ropedoctor import gguf_keys as G
 from ropedoctor.errors import InputError
-from ropedoctor.families import GGUF_ARCHS, GgufArch
-from ropedoctor.sources.gguf_header import GGUFHeader, check_shards, read_gguf
+from ropedoctor.families import GGUF_ARCHS, MIN_PLAUSIBLE_TRAINED_LENGTH, GgufArch
+from ropedoctor.sources.gguf_header import GGUFHeader, check_shards, read_f32_tensor, read_gguf
 from ropedoctor.spec import GgufLayout, LayerRope, RopeSpec, json_number
 
 # Keys whose stored type and value the GGUF rules look at.
 _READ_KEYS = (*G.REQUIRED_TYPES, G.ROPE_SCALING_YARN_LOG_MUL)
+# RoPE tensors whose values the rules compare (a few hundred bytes each, read only from local files).
+_VALUE_TENSORS = (G.ROPE_FREQS, G.ROPE_FACTORS_LONG, G.ROPE_FACTORS_SHORT)
 
 
 def read_gguf_spec(path: Path) -> RopeSpec:
     """Read a local GGUF (first shard of a split model, whose set must be complete)."""
     check_shards(path)
-    return spec_from_header(read_gguf(path))
+    header = read_gguf(path)
+    values = {name: data for name in _VALUE_TENSORS if (data := read_f32_tensor(path, header, name)) is not None}
+    return spec_from_header(header, values)
 
 
-def spec_from_header(header: GGUFHeader) -> RopeSpec:
+def spec_from_header(header: GGUFHeader, tensor_values: dict[str, tuple[float, ...]] | None = None) -> RopeSpec:
+    """``tensor_values``: the RoPE tensors' data where the caller could read it (a local file)."""
     arch = header.get(G.ARCHITECTURE)
     if not isinstance(arch, str) or not arch:
         raise InputError(header.source, f"no {G.ARCHITECTURE} string in the GGUF metadata")
@@ -60,7 +65,8 @@ def spec_from_header(header: GGUFHeader) -> RopeSpec:
         if t.name in (G.ROPE_FREQS, G.ROPE_FACTORS_LONG, G.ROPE_FACTORS_SHORT, G.POSITION_EMBD)
     }
     layout = GgufLayout(arch=arch, types=types, values=values, keys=keys, tensors=tensors,
-                        name=_text(header.get(G.NAME)), basename=_text(header.get(G.BASENAME)))
+                        name=_text(header.get(G.NAME)), basename=_text(header.get(G.BASENAME)),
+                        tensor_values=dict(tensor_values or {}))
     common: dict[str, Any] = {
         "source": header.source, "format": "gguf", "model_type": arch, "context": context, "head_dim": head_dim,
         "causal": causal, "gguf": layout, "provenance": provenance,
@@ -88,6 +94,13 @@ def spec_from_header(header: GGUFHeader) -> RopeSpec:
     if original is None:
         original = context
         provenance["original_context"] = provenance.get("context", keys[G.CONTEXT_LENGTH])
+        # llama.cpp runs linear as freq_scale = 1/factor at every position (n_ctx_orig_yarn feeds only YaRN and
+        # longrope), and the converter copies max_position_embeddings, the extended length, into context_length
+        # and writes no original for linear: the trained length is context_length / factor, read as the config
+        # reader reads the same max_position_embeddings (hf_config.trained_length), so both paths plan alike.
+        if method == "linear" and context and factor and factor > 1 \
+                and context / factor >= MIN_PLAUSIBLE_TRAINED_LENGTH:
+            original = int(context / factor)
     rotary = _count(value("rotary_dim", G.ROPE_DIMENSION_COUNT)) or head_dim
     swa_base = _number(values.get(G.ROPE_FREQ_BASE_SWA))
     layers = {}

@@ -46,8 +46,9 @@ def gguf_changes(plan: Plan) -> list[KVChange]:
     if after.method == "yarn" and after.original_context:
         wanted[G.ROPE_SCALING_ORIG_CTX_LEN] = (G.ValueType.UINT32, after.original_context)
     elif after.method == "linear" and after.original_context and G.CONTEXT_LENGTH in wanted:
-        # Without it the file reads as trained at its new context_length (ropedoctor, like llama.cpp, falls
-        # back to context_length), and a second fix would undo the scaling (factor 1): it keeps the fix idempotent.
+        # llama.cpp ignores it for linear; it records the trained length, which the reader otherwise infers as
+        # context_length / factor (gguf_source), and keeps a second fix a no-op where that inference cannot hold
+        # (a trained length below MIN_PLAUSIBLE_TRAINED_LENGTH reads as context_length).
         wanted[G.ROPE_SCALING_ORIG_CTX_LEN] = (G.ValueType.UINT32, after.original_context)
     for template, stored in layout.types.items():  # RD401: same value, the type llama.cpp loads
         required = G.REQUIRED_TYPES.get(template)
