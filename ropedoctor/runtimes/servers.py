@@ -144,7 +144,8 @@ def _served(request: FlagRequest, rec: ServerRecord) -> _Served:
             out.scalars["max_position_embeddings"] = positions
             out.block = out.block or _block(after, rec, raw)
     if request.changed and after.context and after.context != before.context \
-            and "max_position_embeddings" not in out.scalars and not rec.yarn_factor_from_positions:
+            and "max_position_embeddings" not in out.scalars \
+            and not (rec.yarn_factor_from_positions and after.method == "yarn"):
         out.scalars["max_position_embeddings"] = after.context
     if rec.refuses_longer:
         _lift_length(request, rec, out, method, factor, block)
@@ -166,6 +167,9 @@ def _static_dynamic(block: dict[str, Any], spec: RopeSpec, rec: ServerRecord, ct
         # RoPE with transformers' base at ctx it is exact at ctx
         block.update({"rope_type": "default", "rope_theta": rope_math.dynamic_base(
             spec.theta or 10_000.0, spec.rotary_dim or 2, spec.factor or 1.0, ctx, trained)})
+        # plain RoPE has no factor to multiply the length by: the length key itself must reach ctx (plan keeps
+        # max_position_embeddings at the trained length for dynamic NTK)
+        out.scalars["max_position_embeddings"] = max(ctx, spec.context or 0)
 
 
 def _lift_length(request: FlagRequest, rec: ServerRecord, out: _Served, method: str, factor: float | None,
