@@ -161,6 +161,8 @@ def _direct(case: Case) -> str:
     logger = logging.getLogger("transformers.modeling_rope_utils")
     handler = Sink(level=logging.WARNING)
     logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.WARNING)  # other tests (and TRANSFORMERS_VERBOSITY) may have silenced transformers
     hf_logging.get_logger("transformers.modeling_rope_utils").warning_once.cache_clear()  # type: ignore[attr-defined]
     try:
         config = _config(case)
@@ -171,6 +173,7 @@ def _direct(case: Case) -> str:
         return "raise"
     finally:
         logger.removeHandler(handler)
+        logger.setLevel(level)
     return "warn" if records else "accept"
 
 
